@@ -1,0 +1,1 @@
+"""Data, perturbations, simulators and estimators (numpy + numba; may import `theory`)."""

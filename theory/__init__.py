@@ -1,0 +1,1 @@
+"""Exact and asymptotic formulas (sympy only; no sampling, no imports from `numerics` or `verify`)."""
