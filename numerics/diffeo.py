@@ -81,6 +81,16 @@ def _rng(seed: Any) -> np.random.Generator:
     raise ValueError(f"seed must be None, an int or a numpy.random.Generator, got {type(seed).__name__}")
 
 
+def _normal_sampler(seed: Any):
+    """A function ``shape -> standard normal float64 array`` drawing from ``seed`` (None, int, numpy Generator,
+    or torch.Generator; the torch generator draws on its own device and the result is moved to the host)."""
+    if _is_torch(seed):
+        torch = _torch()
+        return lambda shape: torch.randn(shape, generator=seed, dtype=torch.float64, device=seed.device).cpu().numpy()
+    rng = _rng(seed)
+    return rng.standard_normal
+
+
 def _shape_lengths(height: int, width: int) -> tuple[Fraction, Fraction, int]:
     n = max(height, width)
     return Fraction(height - 1, n - 1), Fraction(width - 1, n - 1), n
@@ -190,7 +200,8 @@ def sample_diffeos(
     r"""Draw ``batch`` independent maximum-entropy diffeomorphisms of an H×W image.
 
     With ``resample_folds=True`` every sample whose map folds (:math:`\det(I-\nabla\tau)\le0` somewhere) is
-    redrawn until none does; this conditions the law on "is a diffeomorphism". ``ValueError`` if some sample
+    redrawn until none does; this conditions the law on "is a diffeomorphism". ``seed``: None, int, numpy
+    Generator or torch.Generator. ``ValueError`` if some sample
     still folds after ``max_tries`` rounds (T far above T_max).
     """
     if isinstance(batch, bool) or not isinstance(batch, (int, np.integer)) or batch < 1:
@@ -201,17 +212,17 @@ def sample_diffeos(
     cf = _as_fraction(c)
     if isinstance(max_tries, bool) or not isinstance(max_tries, (int, np.integer)) or max_tries < 1:
         raise ValueError(f"max_tries must be an integer >= 1, got {max_tries!r}")
-    rng = _rng(seed)
+    normal = _normal_sampler(seed)
     mi, mj, inv_k = _mode_table(height, width, cf, cutoff)
     scale = max(height, width) * math.sqrt(T) * inv_k
-    coef = rng.standard_normal((int(batch), 2, mi.size)) * scale
+    coef = normal((int(batch), 2, mi.size)) * scale
     diffeo = SineDiffeo(coef, mi, mj, height, width, T, float(cf), cutoff)
     if resample_folds and T > 0:
         for _ in range(max_tries):
             bad = np.flatnonzero(diffeo.folds(fold_resolution))
             if bad.size == 0:
                 break
-            coef[bad] = rng.standard_normal((bad.size, 2, mi.size)) * scale
+            coef[bad] = normal((bad.size, 2, mi.size)) * scale
         else:
             if diffeo.folds(fold_resolution).any():
                 raise ValueError(
@@ -457,8 +468,8 @@ def deform(
 
     ``x``: numpy array or torch tensor of shape (B, [C...,] H, W). Numpy input runs the fused numba kernel and
     returns float64; torch input runs on ``x.device`` in ``x.dtype`` and is differentiable w.r.t. ``x``.
-    ``seed``: int, numpy Generator (same seed -> same fields in the numpy and torch paths), or, for torch
-    input, a ``torch.Generator``. ``diffeo``: reuse fields from :func:`sample_diffeos` instead of sampling.
+    ``seed``: None, int, numpy Generator (same seed -> same fields in the numpy and torch paths) or
+    ``torch.Generator`` (for either input). ``diffeo``: reuse fields from :func:`sample_diffeos` instead of sampling.
     T = 0 returns exactly the input.
     """
     code = _check_interp(interp)
@@ -477,10 +488,7 @@ def deform(
     B, H, W = shape[0], shape[-2], shape[-1]
     if diffeo is None:
         T = _check_real(T, "T", 0.0)
-        if is_t and _is_torch(seed):
-            diffeo = _sample_diffeos_torch(B, H, W, T, c, cutoff, seed)
-        else:
-            diffeo = sample_diffeos(B, H, W, T, c, cutoff=cutoff, seed=seed, resample_folds=resample_folds)
+        diffeo = sample_diffeos(B, H, W, T, c, cutoff=cutoff, seed=seed, resample_folds=resample_folds)
     elif (diffeo.batch, diffeo.height, diffeo.width) != (B, H, W):
         raise ValueError(
             f"diffeo was sampled for (batch, H, W) = {(diffeo.batch, diffeo.height, diffeo.width)}, x has {(B, H, W)}"
@@ -503,15 +511,6 @@ def _torch():
     import torch
 
     return torch
-
-
-def _sample_diffeos_torch(B: int, H: int, W: int, T: float, c: float, cutoff: str, generator) -> SineDiffeo:
-    torch = _torch()
-    _check_cutoff(cutoff)
-    mi, mj, inv_k = _mode_table(H, W, _as_fraction(c), cutoff)
-    z = torch.randn((B, 2, mi.size), generator=generator, dtype=torch.float64, device=generator.device)
-    coef = z.cpu().numpy() * (max(H, W) * math.sqrt(T) * inv_k)
-    return SineDiffeo(coef, mi, mj, H, W, T, float(c), cutoff)
 
 
 def _fields_torch(diffeo: SineDiffeo, device, dtype):
