@@ -1,0 +1,147 @@
+"""verify.compare: record validation, table, verdicts and exit code, on synthetic records (no training)."""
+import json
+
+import numpy as np
+import pytest
+
+from verify.compare import exit_code, format_table, main, run_experiments, validate_record
+from verify.experiments._common import Unavailable, fit_power_law, make_row
+
+
+def _rec(name, verdicts, data=None):
+    rows = [make_row(name, f"q{i}", 1.0, 1.5, 0.1, v, note="why" if v == "info" else None)
+            for i, v in enumerate(verdicts)]
+    return {"name": name, "rows": rows, "data": data or {"x": [1, 2]}, "figures": []}
+
+
+def test_table_lists_every_row_and_counts_verdicts():
+    rows = _rec("a", ["pass", "fail"])["rows"] + _rec("b", ["info"])["rows"]
+    text = format_table(rows)
+    lines = text.splitlines()
+    assert lines[0].split() == ["experiment", "quantity", "predicted", "measured", "tolerance", "verdict"]
+    assert sum(line.startswith("a ") for line in lines) == 2 and sum(line.startswith("b ") for line in lines) == 1
+    assert "3 rows: 1 pass, 1 fail, 1 info" in text
+    assert "[1] why" in text  # notes numbered under the table
+    rows2 = _rec("c", ["info", "info"])["rows"]
+    assert format_table(rows2).count("why") == 1  # identical notes listed once
+    for r in rows:
+        assert r["verdict"] in text
+
+
+def test_table_formats_none_and_long_cells():
+    row = make_row("e", "x" * 100, None, float("nan"), None, "info")
+    text = format_table([row], max_width=20)
+    assert "…" in text and " - " in text
+
+
+@pytest.mark.parametrize("verdicts,code", [(["pass", "info"], 0), (["pass", "fail"], 1), ([], 0), (["info"], 0)])
+def test_exit_code(verdicts, code):
+    assert exit_code(_rec("a", verdicts)["rows"]) == code
+
+
+@pytest.mark.parametrize("mutate,msg", [
+    (lambda r: r.pop("rows"), "missing the key"),
+    (lambda r: r.update(name=""), "name"),
+    (lambda r: r["rows"][0].pop("verdict"), "missing"),
+    (lambda r: r["rows"][0].update(verdict="ok"), "verdict must be"),
+    (lambda r: r.update(data={"a": object()}), "JSON"),
+    (lambda r: r.update(data={"a": float("nan")}), "JSON"),
+    (lambda r: r.update(rows="x"), "lists"),
+])
+def test_validate_record_rejects_bad_records(mutate, msg):
+    rec = _rec("a", ["pass"])
+    mutate(rec)
+    with pytest.raises(ValueError, match=msg):
+        validate_record(rec)
+
+
+def test_make_row_cleans_and_checks():
+    row = make_row("e", "q", np.float64(1.0), float("inf"), np.int64(3), "pass")
+    assert row["predicted"] == 1.0 and row["measured"] is None and row["tolerance"] == 3
+    json.dumps(row, allow_nan=False)
+    with pytest.raises(ValueError, match="verdict"):
+        make_row("e", "q", verdict="maybe")
+
+
+def _registry():
+    def ok(**kw):
+        return _rec("ok", ["pass", "info"])
+
+    def bad(**kw):
+        return _rec("bad", ["fail"])
+
+    def boom(**kw):
+        raise RuntimeError("exploded")
+
+    def missing(**kw):
+        raise Unavailable("numerics.nothing is not available")
+
+    def invalid(**kw):
+        return {"name": "invalid"}
+
+    return {"ok": ok, "bad": bad, "boom": boom, "missing": missing, "invalid": invalid}
+
+
+def test_main_writes_results_and_exit_codes(tmp_path, capsys):
+    reg = _registry()
+    assert main(["--quick", "--only", "ok,missing", "--out", str(tmp_path)], registry=reg) == 0
+    out = capsys.readouterr().out
+    assert "ok" in out and "missing" in out and "experiment available" in out
+    res = json.loads((tmp_path / "results.json").read_text())
+    assert [e["name"] for e in res["experiments"]] == ["ok", "missing"]
+    assert len(res["rows"]) == 3 and res["meta"]["quick"] is True and res["meta"]["device"] == "cpu"
+    assert {r["verdict"] for r in res["rows"]} == {"pass", "info"}
+    assert main(["--quick", "--only", "bad", "--out", str(tmp_path)], registry=reg) == 1
+
+
+def test_exceptions_become_fail_rows_and_the_run_goes_on(tmp_path):
+    records, interrupted = run_experiments(["boom", "invalid", "ok"], quick=True, out_dir=tmp_path, seed=0,
+                                           device="cpu", registry=_registry(), log=lambda m: None)
+    assert not interrupted
+    assert [r["name"] for r in records] == ["boom", "invalid", "ok"]
+    assert records[0]["rows"][0]["verdict"] == "fail" and "exploded" in records[0]["rows"][0]["note"]
+    assert records[1]["rows"][0]["verdict"] == "fail" and "missing the key" in records[1]["rows"][0]["note"]
+    assert exit_code([r for rec in records for r in rec["rows"]]) == 1
+
+
+def test_interrupt_keeps_partial_results(tmp_path):
+    def stop(**kw):
+        raise KeyboardInterrupt
+
+    reg = {"ok": _registry()["ok"], "stop": stop, "later": _registry()["bad"]}
+    assert main(["--quick", "--out", str(tmp_path)], registry=reg) == 130
+    res = json.loads((tmp_path / "results.json").read_text())
+    assert [e["name"] for e in res["experiments"]] == ["ok"] and res["meta"]["interrupted"] is True
+
+
+def test_bad_arguments(tmp_path, capsys):
+    assert main(["--only", "nope", "--out", str(tmp_path)], registry=_registry()) == 2
+    assert main(["--threads", "0", "--only", "ok", "--out", str(tmp_path)], registry=_registry()) == 2
+    assert main(["--device", "blah", "--only", "ok", "--out", str(tmp_path)], registry=_registry()) == 2
+    if not __import__("torch").cuda.is_available():
+        assert main(["--device", "cuda", "--only", "ok", "--out", str(tmp_path)], registry=_registry()) == 2
+    assert main(["--list"], registry=_registry()) == 0
+    assert "boom" in capsys.readouterr().out
+
+
+def test_real_registry_is_complete():
+    from verify.experiments import EXPERIMENTS
+    assert list(EXPERIMENTS) == ["cnn_layers", "lowpass", "channel_shuffle", "fc_vs_cnn", "handcrafted", "spherical"]
+
+
+def test_fit_power_law_exact_and_interval():
+    k = np.arange(1, 9)
+    f = fit_power_law(k, 3.0 * k ** -1.5)
+    assert f["exponent"] == pytest.approx(-1.5, abs=1e-12) and f["prefactor"] == pytest.approx(3.0)
+    # noisy data with known per-point s.e.: the 95% interval covers the true exponent in most replicates
+    rng = np.random.default_rng(0)
+    cover = 0
+    for _ in range(200):
+        y = 2.0 * k ** 0.5 * np.exp(rng.normal(0, 0.05, len(k)))
+        g = fit_power_law(k, y, se=0.05 * y)
+        cover += g["ci"][0] <= 0.5 <= g["ci"][1]
+    assert cover >= 180  # nominal 95%: 190 expected; binomial s.d. ≈ 3
+    with pytest.raises(ValueError):
+        fit_power_law([1, 2], [1.0, -1.0])
+    with pytest.raises(ValueError):
+        fit_power_law([1], [1.0])

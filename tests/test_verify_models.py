@@ -1,0 +1,121 @@
+"""verify.models: shapes, per-layer access, seeding, channel shuffling, bad inputs."""
+import numpy as np
+import pytest
+import torch
+from hypothesis import given
+from hypothesis import strategies as st
+
+from theory.laplacian import filter_spectrum
+from verify.models import ConvNet, FCNet, Tapped, conv_filters, count_parameters, shuffle_channels
+
+
+@pytest.mark.parametrize("dim", [1, 2])
+@pytest.mark.parametrize("stride", [1, 2])
+def test_convnet_shapes_and_representations(dim, stride):
+    n, L, H = 12, 3, 5
+    net = ConvNet(dim=dim, depth=L, width=H, stride=stride, seed=1)
+    x = torch.randn((4,) + (n,) * dim, dtype=torch.float64)
+    out = net(x)
+    assert out.shape == (4, 1)
+    reps = net.representations(x)
+    assert len(reps) == L + 1
+    size = n
+    for k in range(L):
+        size = (size + 2 - 3) // stride + 1
+        assert reps[k].shape == (4, H) + (size,) * dim
+        assert torch.all(reps[k] >= 0)  # post-ReLU
+    torch.testing.assert_close(reps[-1], out)
+    # the named layers are exactly the modules whose outputs are the representations
+    captured = {}
+    mods = dict(net.named_modules())
+    hs = [mods[name].register_forward_hook(lambda m, i, o, name=name: captured.__setitem__(name, o))
+          for name in net.layer_names()]
+    net(x)
+    for h in hs:
+        h.remove()
+    for name, r in zip(net.layer_names(), reps):
+        torch.testing.assert_close(captured[name], r)
+
+
+def test_channel_axis_and_numpy_input():
+    net = ConvNet(dim=1, depth=2, width=3, seed=0)
+    x = np.random.default_rng(0).normal(size=(5, 10))
+    torch.testing.assert_close(net(x), net(torch.as_tensor(x)[:, None, :]))
+
+
+def test_seeded_initialisation():
+    a, b, c = ConvNet(dim=2, depth=2, width=3, seed=7), ConvNet(dim=2, depth=2, width=3, seed=7), \
+        ConvNet(dim=2, depth=2, width=3, seed=8)
+    for pa, pb, pc in zip(a.parameters(), b.parameters(), c.parameters()):
+        assert torch.equal(pa, pb)
+    assert not torch.equal(a.blocks[0].linear.weight, c.blocks[0].linear.weight)
+
+
+def test_he_initialisation_variance():
+    net = ConvNet(dim=2, depth=2, width=64, seed=0)
+    w = net.blocks[1].linear.weight
+    np.testing.assert_allclose(w.var().item(), 2 / (64 * 9), rtol=0.05)  # 36864 draws: s.e. of var ≈ 0.7%
+
+
+def test_fcnet():
+    net = FCNet((6, 6), depth=3, width=10, seed=0)
+    x = torch.randn(7, 6, 6, dtype=torch.float64)
+    assert net(x).shape == (7, 1)
+    reps = net.representations(x)
+    assert [r.shape[1] for r in reps] == [10, 10, 10, 1]
+    assert count_parameters(net) == 36 * 10 + 10 + 2 * (100 + 10) + 10 + 1
+    with pytest.raises(ValueError, match="x must have shape"):
+        net(torch.randn(2, 5, 5))
+
+
+@pytest.mark.parametrize("kwargs", [dict(dim=3), dict(depth=0), dict(width=-1), dict(padding="reflect"),
+                                    dict(filter_size=2, stride=1), dict(strides=[1, 2], depth=3),
+                                    dict(depth=True)])
+def test_convnet_bad_arguments(kwargs):
+    with pytest.raises(ValueError):
+        ConvNet(**kwargs)
+
+
+def test_convnet_bad_input_shape():
+    net = ConvNet(dim=2, depth=1, width=2)
+    with pytest.raises(ValueError, match="x must have shape"):
+        net(torch.randn(3, 8))
+
+
+def test_even_filter_strided():
+    net = ConvNet(dim=1, depth=3, width=2, filter_size=2, stride=2)
+    reps = net.representations(torch.randn(2, 16, dtype=torch.float64))
+    assert [r.shape[-1] for r in reps[:-1]] == [8, 4, 2]
+
+
+@given(st.integers(0, 10_000))
+def test_shuffle_preserves_filters_and_spectra(seed):
+    net = ConvNet(dim=2, depth=3, width=4, seed=3)
+    sh = shuffle_channels(net, seed=seed)
+    f0, f1 = conv_filters(net), conv_filters(sh)
+    np.testing.assert_array_equal(f0["blocks.0.linear"], f1["blocks.0.linear"])  # single input channel
+    for name in f0:
+        # the same filters, only their input-channel order changes; so the Laplacian spectrum is identical
+        np.testing.assert_array_equal(np.sort(f0[name], axis=1), np.sort(f1[name], axis=1))
+        np.testing.assert_allclose(filter_spectrum(f0[name])[1], filter_spectrum(f1[name])[1], rtol=1e-12)
+
+
+def test_shuffle_is_a_no_op_without_channel_structure_and_changes_function_otherwise():
+    net = ConvNet(dim=1, depth=3, width=4, seed=0)
+    x = torch.randn(6, 10, dtype=torch.float64)
+    with torch.no_grad():  # filters identical across input channels: no channel pooling to destroy
+        for b in net.blocks[1:]:
+            b.linear.weight.copy_(b.linear.weight[:, :1].expand_as(b.linear.weight))
+    torch.testing.assert_close(shuffle_channels(net, seed=5)(x), net(x))
+    net2 = ConvNet(dim=1, depth=3, width=4, seed=0)
+    assert not torch.allclose(shuffle_channels(net2, seed=5)(x), net2(x))
+
+
+def test_tapped_exposes_representations():
+    net = ConvNet(dim=1, depth=2, width=3, seed=0)
+    tapped = Tapped(net, 3)
+    assert tapped.layer_names() == ["taps.0", "taps.1", "taps.2"]
+    x = torch.randn(2, 9, dtype=torch.float64)
+    torch.testing.assert_close(tapped(x), net(x))
+    with pytest.raises(ValueError, match="expected 2"):
+        Tapped(net, 2)(x)

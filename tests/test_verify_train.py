@@ -1,0 +1,123 @@
+"""verify.train: the loop learns, is reproducible, checkpoints filters, implements the α-trick, stops cleanly."""
+import numpy as np
+import pytest
+import torch
+
+from verify.models import ConvNet
+from verify.train import AlphaPredictor, TrainConfig, classification_error, default_dtype, train
+
+
+def _toy(n=8, P=64, seed=0):
+    """Translation-invariant separable 1D task: one active pixel of value ±1 at a random place; y = its sign."""
+    rng = np.random.default_rng(seed)
+    pos = rng.integers(0, n, P)
+    y = rng.choice([-1.0, 1.0], P)
+    x = np.zeros((P, n))
+    x[np.arange(P), pos] = y
+    return x, y
+
+
+def _cfg(**kw):
+    base = dict(epochs=30, batch_size=16, lr=0.1, progress=False, seed=0, device="cpu")
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+def test_training_fits_a_separable_task():
+    torch.set_num_threads(1)
+    x, y = _toy()
+    net = ConvNet(dim=1, depth=2, width=8, padding="zeros", seed=0)
+    err0 = classification_error(net, x, y)
+    res = train(net, x, y, _cfg(), x_test=x, y_test=y)
+    assert res.history[-1]["loss"] < 0.5 * res.history[0]["loss"]
+    assert res.final["train_err"] <= 0.05 < err0 + 0.05
+    assert res.final["test_err"] == classification_error(net, x, y)
+    assert res.dtype == "float64" and res.device == "cpu" and not res.interrupted
+    assert res.epochs_done == 30 and len(res.history) == 30
+    # cosine schedule: lr decreases to ~0
+    lrs = [h["lr"] for h in res.history]
+    assert lrs[0] == pytest.approx(0.1) and all(a >= b for a, b in zip(lrs, lrs[1:])) and lrs[-1] < 0.01
+
+
+def test_reproducible_with_seed_and_mse():
+    x, y = _toy()
+    outs = []
+    for seed in (3, 3, 4):
+        net = ConvNet(dim=1, depth=2, width=4, seed=0)
+        train(net, x, y, _cfg(epochs=3, seed=seed, loss="mse"))
+        outs.append(net(x).detach())
+    torch.testing.assert_close(outs[0], outs[1], rtol=0, atol=0)
+    assert not torch.equal(outs[0], outs[2])  # different mini-batch order
+
+
+def test_checkpoints():
+    x, y = _toy()
+    net = ConvNet(dim=2, depth=2, width=3, seed=0)
+    x2 = np.zeros((len(x), 4, 4))
+    x2[:, 0, :] = x[:, :4]
+    res = train(net, x2, y, _cfg(epochs=4, checkpoint_every=2))
+    assert [c["epoch"] for c in res.checkpoints] == [0, 2, 4]
+    assert set(res.checkpoints[0]["filters"]) == {"blocks.0.linear", "blocks.1.linear"}
+    assert res.checkpoints[0]["filters"]["blocks.1.linear"].shape == (3, 3, 3, 3)
+    assert not np.array_equal(res.checkpoints[0]["filters"]["blocks.1.linear"],
+                              res.checkpoints[-1]["filters"]["blocks.1.linear"])
+
+
+def test_alpha_trick_zero_at_init_and_lazy_for_large_alpha():
+    x, y = _toy()
+    moves = {}
+    for alpha in (1.0, 100.0):
+        net = ConvNet(dim=1, depth=2, width=8, seed=0)
+        w0 = [p.detach().clone() for p in net.parameters()]
+        pred = AlphaPredictor(net, alpha)
+        torch.testing.assert_close(pred(x), torch.zeros(len(x), 1, dtype=torch.float64))
+        res = train(net, x, y, _cfg(epochs=5, alpha=alpha, weight_decay=0.0, momentum=0.0, schedule="constant",
+                                    lr=0.05))
+        assert isinstance(res.predictor, AlphaPredictor)
+        moves[alpha] = sum(float((p.detach() - q).norm() ** 2) for p, q in zip(net.parameters(), w0)) ** 0.5
+    # the weights move by O(1/alpha): 100x larger alpha, ~100x smaller displacement (loose factor for nonlinearity)
+    assert moves[100.0] < moves[1.0] / 20
+
+
+def test_keyboard_interrupt_keeps_what_is_done():
+    x, y = _toy()
+
+    class Stop(ConvNet):
+        calls = 0
+
+        def forward(self, x):
+            if self.training:
+                Stop.calls += 1
+                if Stop.calls > 8:  # 4 batches per epoch: interrupt during epoch 3
+                    raise KeyboardInterrupt
+            return super().forward(x)
+
+    net = Stop(dim=1, depth=1, width=2, seed=0)
+    res = train(net, x, y, _cfg(epochs=10, checkpoint_every=5))
+    assert res.interrupted and res.epochs_done == 2 and len(res.history) == 2
+    assert [c["epoch"] for c in res.checkpoints] == [0, 2]
+
+
+@pytest.mark.parametrize("kw", [dict(loss="l1"), dict(epochs=0), dict(lr=-1.0), dict(momentum=1.0),
+                                dict(alpha=0.0), dict(schedule="step"), dict(checkpoint_every=0),
+                                dict(dtype="float16"), dict(batch_size=True)])
+def test_bad_config(kw):
+    with pytest.raises(ValueError):
+        _cfg(**kw)
+
+
+def test_bad_data():
+    net = ConvNet(dim=1, depth=1, width=2)
+    x, y = _toy()
+    with pytest.raises(ValueError, match="same non-zero length"):
+        train(net, x, y[:-1], _cfg(epochs=1))
+    with pytest.raises(ValueError, match="labels"):
+        train(net, x, y * 2, _cfg(epochs=1))
+    x[0, 0] = np.nan
+    with pytest.raises(ValueError, match="finite"):
+        train(net, x, y, _cfg(epochs=1))
+
+
+def test_default_dtype():
+    assert default_dtype("cpu") == torch.float64
+    assert default_dtype("cuda") == torch.float32

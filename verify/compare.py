@@ -1,0 +1,249 @@
+"""``python -m verify.compare``: theory against trained networks, side by side, with a verdict per row.
+
+Runs the experiments of :mod:`verify.experiments` (trained CNNs on the scale-detection task layer by layer, low-pass
+filter learning, the channel-shuffle test, FC vs CNN, the hand-constructed network, the spherical model), prints one
+table (experiment, quantity, predicted, measured, tolerance, verdict), writes ``results.json`` and PNG figures in
+``--out`` and exits with status 1 if any row fails (2 on bad arguments, 130 if interrupted — what was done is
+still written).  Nothing is downloaded: every data set is generated.
+
+    python -m verify.compare --quick              # CPU, small sizes, a few minutes
+    python -m verify.compare                      # full sizes, meant for a GPU (used when torch sees one)
+    python -m verify.compare --only lowpass --only channel_shuffle --out results/
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import platform
+import sys
+import time
+import traceback
+from pathlib import Path
+from typing import Callable, Iterable
+
+ROW_KEYS = ("experiment", "quantity", "predicted", "measured", "tolerance", "verdict")
+VERDICTS = ("pass", "fail", "info")
+COLUMNS = ("experiment", "quantity", "predicted", "measured", "tolerance", "verdict")
+
+__all__ = ["validate_record", "format_table", "exit_code", "run_experiments", "write_results", "main"]
+
+
+def validate_record(record: dict) -> dict:
+    """Check an experiment record against the contract (API_CONTRACTS.md); return it or raise ValueError."""
+    if not isinstance(record, dict):
+        raise ValueError(f"record must be a dict, got {type(record).__name__}")
+    for key in ("name", "rows", "data", "figures"):
+        if key not in record:
+            raise ValueError(f"record is missing the key {key!r}")
+    if not isinstance(record["name"], str) or not record["name"]:
+        raise ValueError("record['name'] must be a non-empty string")
+    if not isinstance(record["rows"], list) or not isinstance(record["figures"], list):
+        raise ValueError("record['rows'] and record['figures'] must be lists")
+    for i, row in enumerate(record["rows"]):
+        if not isinstance(row, dict):
+            raise ValueError(f"row {i} of {record['name']!r} must be a dict")
+        missing = [k for k in ROW_KEYS if k not in row]
+        if missing:
+            raise ValueError(f"row {i} of {record['name']!r} is missing {missing}")
+        if row["verdict"] not in VERDICTS:
+            raise ValueError(f"row {i} of {record['name']!r}: verdict must be one of {VERDICTS}, "
+                             f"got {row['verdict']!r}")
+    try:
+        json.dumps(record["data"], allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"record['data'] of {record['name']!r} is not JSON-serialisable: {exc}") from None
+    return record
+
+
+def _cell(v, width: int) -> str:
+    if v is None:
+        s = "-"
+    elif isinstance(v, float):
+        s = f"{v:.4g}" if math.isfinite(v) else str(v)
+    else:
+        s = str(v)
+    return s if len(s) <= width else s[: width - 1] + "…"
+
+
+def format_table(rows: Iterable[dict], *, notes: bool = True, max_width: int = 48) -> str:
+    """Plain-text table of rows (columns experiment, quantity, predicted, measured, tolerance, verdict); notes
+    ("note" keys) are listed under the table, numbered (identical notes share a number)."""
+    rows = list(rows)
+    cells = [[_cell(r.get(c), max_width) for c in COLUMNS] for r in rows]
+    widths = [max([len(c)] + [len(row[i]) for row in cells]) for i, c in enumerate(COLUMNS)]
+    note_list = []
+    lines = ["  ".join(c.ljust(w) for c, w in zip(COLUMNS, widths)), "  ".join("-" * w for w in widths)]
+    for r, row in zip(rows, cells):
+        line = "  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip()
+        if notes and r.get("note"):
+            if r["note"] not in note_list:  # identical notes share one number
+                note_list.append(r["note"])
+            line += f"  [{note_list.index(r['note']) + 1}]"
+        lines.append(line)
+    counts = {v: sum(r["verdict"] == v for r in rows) for v in VERDICTS}
+    lines.append(f"{len(rows)} rows: {counts['pass']} pass, {counts['fail']} fail, {counts['info']} info")
+    if note_list:
+        lines.append("notes:")
+        lines += [f"  [{i}] {n}" for i, n in enumerate(note_list, 1)]
+    return "\n".join(lines)
+
+
+def exit_code(rows: Iterable[dict]) -> int:
+    """1 if any row's verdict is "fail", else 0."""
+    return 1 if any(r["verdict"] == "fail" for r in rows) else 0
+
+
+def _failure_record(name: str, exc: BaseException) -> dict:
+    return {"name": name,
+            "rows": [{"experiment": name, "quantity": "experiment ran", "predicted": "yes", "measured": "error",
+                      "tolerance": None, "verdict": "fail", "note": f"{type(exc).__name__}: {exc}"}],
+            "data": {"error": "".join(traceback.format_exception(exc))[-4000:]}, "figures": []}
+
+
+def run_experiments(names: list[str], *, quick: bool, out_dir: Path, seed: int, device: str | None,
+                    registry: dict[str, Callable] | None = None, size: str | None = None,
+                    log=None) -> tuple[list[dict], bool]:
+    """Run the named experiments in order; an exception becomes a "fail" row, a missing dependency an "info" row.
+    Returns (records, interrupted)."""
+    from verify.experiments._common import Unavailable, jsonable, unavailable_record
+
+    if registry is None:
+        from verify.experiments import EXPERIMENTS as registry
+    if log is None:
+        def log(msg):
+            print(msg, file=sys.stderr, flush=True)
+    records = []
+    for name in names:
+        t0 = time.perf_counter()
+        log(f"[verify.compare] running {name} …")
+        kwargs = dict(quick=quick, out_dir=out_dir, seed=seed, device=device)
+        if size is not None:
+            kwargs["size"] = size
+        try:
+            rec = registry[name](**kwargs)
+            if isinstance(rec, dict):  # NaN/inf -> null, numpy scalars -> Python numbers
+                rec = {k: (jsonable(v) if k in ("data", "rows") else v) for k, v in rec.items()}
+            rec = validate_record(rec)
+        except KeyboardInterrupt:
+            return records, True
+        except Unavailable as exc:
+            rec = unavailable_record(name, str(exc))
+        except Exception as exc:  # report, keep going, exit non-zero at the end
+            rec = _failure_record(name, exc)
+        rec["seconds"] = time.perf_counter() - t0
+        records.append(rec)
+    return records, False
+
+
+def write_results(records: list[dict], out_dir: Path, meta: dict) -> Path:
+    """Write ``out_dir/results.json``: {"meta": …, "rows": [all rows], "experiments": [records]}."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    rows = [r for rec in records for r in rec["rows"]]
+    path = out_dir / "results.json"
+
+    def default(o):
+        try:
+            import numpy as np
+            if isinstance(o, np.generic):
+                return o.item()
+            if isinstance(o, np.ndarray):
+                return o.tolist()
+        except ImportError:  # pragma: no cover
+            pass
+        return str(o)
+
+    text = json.dumps({"meta": meta, "rows": rows, "experiments": records}, indent=1, default=default)
+    path.write_text(text.replace("NaN", "null").replace("-Infinity", "null").replace("Infinity", "null"))
+    return path
+
+
+def _parser(names: list[str]) -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m verify.compare",
+                                description="Theory vs trained networks: prediction, measurement and verdict per row.")
+    p.add_argument("--quick", action="store_true", help="CPU, small sizes (a few minutes on 2 cores)")
+    p.add_argument("--only", action="append", default=None, metavar="NAME",
+                   help=f"run only these experiments (repeat or comma-separate); one of {', '.join(names)}")
+    p.add_argument("--out", type=Path, default=Path("verify_results"), help="output folder (results.json, PNGs)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default=None,
+                   help="torch device; default: cpu with --quick, else cuda when available, else cpu")
+    p.add_argument("--size", default=None, choices=("tiny", "quick", "full"), help=argparse.SUPPRESS)
+    p.add_argument("--threads", type=int, default=None,
+                   help="torch CPU threads; default 1 with --quick on the CPU (the small convolutions of the quick "
+                        "sizes gain nothing from more, and oversubscribed cores slow them down 10-40x), else "
+                        "torch's default")
+    p.add_argument("--list", action="store_true", help="list the experiments and exit")
+    return p
+
+
+def main(argv: list[str] | None = None, *, registry: dict[str, Callable] | None = None) -> int:
+    if registry is None:
+        from verify.experiments import EXPERIMENTS as registry
+    names_all = list(registry)
+    args = _parser(names_all).parse_args(argv)
+    if args.list:
+        print("\n".join(names_all))
+        return 0
+    names = names_all
+    if args.only:
+        names = [n.strip() for item in args.only for n in item.split(",") if n.strip()]
+        unknown = [n for n in names if n not in registry]
+        if unknown:
+            print(f"error: unknown experiment(s) {unknown}; choose from {names_all}", file=sys.stderr)
+            return 2
+    import torch
+
+    if args.device is not None:
+        device = args.device
+        try:
+            dev = torch.device(device)
+        except RuntimeError as exc:
+            print(f"error: --device {device!r}: {exc}", file=sys.stderr)
+            return 2
+        if dev.type == "cuda" and not torch.cuda.is_available():
+            print(f"error: --device {device!r}: torch sees no CUDA device (use cpu)", file=sys.stderr)
+            return 2
+    else:
+        device = "cpu" if args.quick else ("cuda" if torch.cuda.is_available() else "cpu")
+    if args.threads is not None and args.threads < 1:
+        print(f"error: --threads must be >= 1, got {args.threads}", file=sys.stderr)
+        return 2
+    threads_before = torch.get_num_threads()
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
+    elif args.quick and torch.device(device).type == "cpu":
+        torch.set_num_threads(1)
+    try:
+        return _main(args, names, device, registry, argv)
+    finally:
+        torch.set_num_threads(threads_before)
+
+
+def _main(args, names, device, registry, argv) -> int:
+    import torch
+
+    meta = {"command": "python -m verify.compare " + " ".join(argv if argv is not None else sys.argv[1:]),
+            "quick": args.quick, "size": args.size or ("quick" if args.quick else "full"), "seed": args.seed,
+            "device": device, "threads": torch.get_num_threads(), "torch": torch.__version__,
+            "python": platform.python_version(),
+            "started": time.strftime("%Y-%m-%dT%H:%M:%S")}
+    t0 = time.perf_counter()
+    records, interrupted = run_experiments(names, quick=args.quick, out_dir=args.out, seed=args.seed, device=device,
+                                           registry=registry, size=args.size)
+    meta["seconds"] = time.perf_counter() - t0
+    meta["interrupted"] = interrupted
+    rows = [r for rec in records for r in rec["rows"]]
+    print(format_table(rows))
+    path = write_results(records, args.out, meta)
+    figs = [str(Path(args.out) / f) for rec in records for f in rec["figures"]]
+    print(f"wrote {path}" + (f" and {len(figs)} figures" if figs else "") + f" in {meta['seconds']:.0f} s")
+    if interrupted:
+        print("interrupted: partial results written", file=sys.stderr)
+        return 130
+    return exit_code(rows)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,15 @@
+"""Registry of the verification experiments run by ``python -m verify.compare``.
+
+Each experiment is a module with ``NAME`` and ``run(*, quick, out_dir, seed, device, size=None) -> record`` where
+``record = {"name", "rows", "data", "figures"}`` (see API_CONTRACTS.md); ``size="tiny"`` is the test-suite size.
+Modules needed from other parts of the toolkit are imported inside ``run``; a missing one gives an "info" row.
+"""
+from __future__ import annotations
+
+from verify.experiments import channel_shuffle, cnn_layers, fc_vs_cnn, handcrafted, lowpass, spherical
+
+EXPERIMENTS = {
+    m.NAME: m.run for m in (cnn_layers, lowpass, channel_shuffle, fc_vs_cnn, handcrafted, spherical)
+}
+
+__all__ = ["EXPERIMENTS"]

@@ -1,0 +1,315 @@
+"""Shared pieces of the verification experiments: sizes, record rows, the scale-detection task, trained CNNs
+(cached so that several experiments reuse one training run), layer-wise measurements and power-law fits.
+
+Sizes: ``"tiny"`` (test suite, seconds), ``"quick"`` (``--quick``: CPU, a few minutes in all), ``"full"`` (the
+default, meant for a GPU).  An experiment's ``run(quick=..., size=None)`` uses ``size`` when given, else
+``"quick" if quick else "full"``.
+"""
+from __future__ import annotations
+
+import copy
+import importlib
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+from verify.models import ConvNet
+from verify.train import TrainConfig, TrainResult, default_device, train
+
+VERDICTS = ("pass", "fail", "info")
+
+# Scale-detection CNN set-ups.  1D: all pairs of an n-pixel line; 2D: n_pairs random pairs of an n×n image.
+# xi is the scale; depth L is chosen so that the receptive field 2L+1 exceeds ξ (k̃ = ceil((ξ-1)/2) < L).
+SIZES: dict[str, dict[str, Any]] = {
+    "tiny": {
+        "cnn1d": dict(n=12, xi=5, depth=3, width=4, epochs=2, lr=0.05, batch_size=32, n_pairs=None, probes=40,
+                      gap=0.0),
+        "cnn2d": dict(n=8, xi=3, depth=3, width=4, epochs=2, lr=0.05, batch_size=32, n_pairs=120, probes=32,
+                      gap=0.0),
+        "fc": dict(depth=2, width=16, epochs=2, lr=0.05),
+        "n_boot": 20, "checkpoint_every": 1, "handcrafted": dict(xi=5, n=12, layers=4, samples=200),
+    },
+    "quick": {
+        "cnn1d": dict(n=48, xi=9, depth=6, width=32, epochs=60, lr=0.05, batch_size=64, n_pairs=None, probes=400,
+                      gap=0.0),
+        "cnn2d": dict(n=16, xi=9, depth=6, width=16, epochs=40, lr=0.05, batch_size=64, n_pairs=2400, probes=400,
+                      gap=0.0),
+        "fc": dict(depth=2, width=256, epochs=30, lr=0.05),
+        "n_boot": 100, "checkpoint_every": 3, "handcrafted": dict(xi=7, n=32, layers=8, samples=2000),
+    },
+    "full": {
+        "cnn1d": dict(n=64, xi=17, depth=10, width=64, epochs=200, lr=0.05, batch_size=128, n_pairs=None,
+                      probes=1000, gap=0.0),
+        "cnn2d": dict(n=28, xi=13, depth=10, width=64, epochs=150, lr=0.05, batch_size=128, n_pairs=6000,
+                      probes=1000, gap=2.0),
+        "fc": dict(depth=2, width=1024, epochs=150, lr=0.05),
+        "n_boot": 200, "checkpoint_every": 10, "handcrafted": dict(xi=15, n=64, layers=12, samples=5000),
+    },
+}
+
+
+class Unavailable(RuntimeError):
+    """A module this experiment needs is not in this checkout (reported as an "info" row, not a failure)."""
+
+
+def require(module: str, *names: str):
+    """Import ``module`` (and return the attributes ``names``), raising :class:`Unavailable` if it is missing."""
+    try:
+        mod = importlib.import_module(module)
+    except ImportError as exc:
+        raise Unavailable(f"{module} is not available in this checkout ({exc})") from exc
+    if not names:
+        return mod
+    try:
+        out = tuple(getattr(mod, n) for n in names)
+    except AttributeError as exc:
+        raise Unavailable(f"{module} lacks {exc.name!r}") from exc
+    return out if len(out) > 1 else out[0]
+
+
+def resolve_size(quick: bool, size: str | None) -> str:
+    size = size or ("quick" if quick else "full")
+    if size not in SIZES:
+        raise ValueError(f"size must be one of {sorted(SIZES)}, got {size!r}")
+    return size
+
+
+def resolve_device(device: str | None) -> str:
+    return device or default_device()
+
+
+def train_dtype(device: str, dim: int) -> str | None:
+    """Training precision: the default rule (GPU float32, CPU float64), except 2D convolutions on the CPU, which
+    run in float32 because torch's float64 CPU conv2d is 10-70× slower (no oneDNN kernel).  Measurements are always
+    taken in float64 (the model is cast back after training)."""
+    return "float32" if (dim == 2 and torch.device(device).type == "cpu") else None
+
+
+def make_row(experiment: str, quantity: str, predicted=None, measured=None, tolerance=None, verdict: str = "info",
+             note: str | None = None) -> dict:
+    """One table row (see API_CONTRACTS.md); floats are made JSON-safe (nan/inf -> None)."""
+    if verdict not in VERDICTS:
+        raise ValueError(f"verdict must be one of {VERDICTS}, got {verdict!r}")
+    row = {"experiment": experiment, "quantity": quantity, "predicted": _clean(predicted),
+           "measured": _clean(measured), "tolerance": _clean(tolerance), "verdict": verdict}
+    if note:
+        row["note"] = note
+    return row
+
+
+def unavailable_record(name: str, reason: str) -> dict:
+    return {"name": name, "rows": [make_row(name, "experiment available", "yes", "no", None, "info",
+                                            note=f"skipped: {reason}")], "data": {"unavailable": reason},
+            "figures": []}
+
+
+def _clean(v):
+    if isinstance(v, (np.floating, float)):
+        v = float(v)
+        return v if math.isfinite(v) else None
+    if isinstance(v, (np.integer,)):
+        return int(v)
+    if isinstance(v, np.ndarray):
+        return [_clean(u) for u in v.tolist()]
+    if isinstance(v, (list, tuple)):
+        return [_clean(u) for u in v]
+    if isinstance(v, dict):
+        return {str(k): _clean(u) for k, u in v.items()}
+    return v
+
+
+jsonable = _clean
+
+
+def fmt(v: float, ci=None) -> str:
+    """'1.23e-02 [1.1e-02, 1.4e-02]' style string for table cells."""
+    s = f"{v:.3g}"
+    if ci is not None and all(c is not None and math.isfinite(c) for c in ci):
+        s += f" [{ci[0]:.2g}, {ci[1]:.2g}]"
+    return s
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# power-law fits
+# ---------------------------------------------------------------------------------------------------------------
+def fit_power_law(k, y, se=None) -> dict:
+    r"""Least-squares fit log y = log A + b log k (weighted by (y/se)² when standard errors are given).
+
+    Returns exponent b, its standard error (residual-scaled, the larger of the model-based and the scatter-based
+    value when se is given), a 95% interval b ± t_{0.975, m-2}·se (m = number of points; with m = 2 the interval is
+    the exact line and se is NaN), and the prefactor A.  Non-positive values are rejected (ValueError).
+    """
+    from scipy import stats
+
+    k = np.asarray(k, dtype=np.float64)
+    y = np.asarray(y, dtype=np.float64)
+    if k.shape != y.shape or k.ndim != 1 or len(k) < 2:
+        raise ValueError(f"k and y must be 1-d arrays of equal length >= 2, got {k.shape} and {y.shape}")
+    if np.any(k <= 0) or np.any(y <= 0) or not np.all(np.isfinite(y)):
+        raise ValueError("fit_power_law needs k > 0 and finite y > 0 (log-log fit)")
+    X = np.stack([np.ones_like(k), np.log(k)], 1)
+    ly = np.log(y)
+    if se is not None:
+        rel = np.asarray(se, dtype=np.float64) / y
+        w = np.where(np.isfinite(rel) & (rel > 0), 1.0 / np.maximum(rel, 1e-12) ** 2, np.nan)
+        w = np.where(np.isfinite(w), w, np.nanmax(w) if np.any(np.isfinite(w)) else 1.0)
+    else:
+        w = np.ones_like(k)
+    W = np.diag(w)
+    cov_unit = np.linalg.inv(X.T @ W @ X)
+    beta = cov_unit @ X.T @ W @ ly
+    m = len(k)
+    if m > 2:
+        resid = ly - X @ beta
+        s2 = float(resid @ W @ resid) / (m - 2)
+        scale = max(s2, 1.0) if se is not None else s2
+        b_se = math.sqrt(cov_unit[1, 1] * scale)
+        t = float(stats.t.ppf(0.975, m - 2))
+        ci = (beta[1] - t * b_se, beta[1] + t * b_se)
+    else:
+        b_se, ci = float("nan"), (float("nan"), float("nan"))
+    return {"exponent": float(beta[1]), "se": b_se, "ci": [float(ci[0]), float(ci[1])],
+            "prefactor": float(math.exp(beta[0])), "k": k.tolist()}
+
+
+def monotone_trend(k, y, *, sign: int) -> dict:
+    """Spearman rank correlation ρ between depth k and y_k, with the exact one-sided permutation p-value for the
+    alternative "y increases with k" (sign=+1) or "decreases" (sign=-1): p = fraction of the m! orderings of y with
+    a correlation at least as extreme (m <= 8; beyond, scipy's t approximation).  Distribution-free: it tests the
+    direction of the trend without assuming a power law."""
+    from itertools import permutations
+
+    from scipy import stats
+
+    y = np.asarray(y, dtype=np.float64)
+    m = len(y)
+    if m < 2 or len(k) != m:
+        raise ValueError(f"monotone_trend needs >= 2 points with matching k, got {m}")
+    if sign not in (-1, 1):
+        raise ValueError(f"sign must be -1 or +1, got {sign!r}")
+    rk = stats.rankdata(k)
+    ry = stats.rankdata(y)
+    rho = float(np.corrcoef(rk, ry)[0, 1]) if np.ptp(ry) > 0 else 0.0
+    if m <= 8:
+        rhos = np.array([np.corrcoef(rk, np.array(pm))[0, 1] for pm in permutations(ry)])
+        p = float(np.mean(sign * rhos >= sign * rho - 1e-12))
+    else:
+        p = float(stats.spearmanr(k, y, alternative="greater" if sign > 0 else "less").pvalue)
+    return {"rho": rho, "p": p, "m": m}
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# scale-detection task
+# ---------------------------------------------------------------------------------------------------------------
+def k_tilde(xi: float, stride: int = 1, filter_size: int = 3) -> int:
+    """First layer whose receptive field RF_k = 1 + (F-1) Σ_{i<k} s^i reaches ξ (stride 1, F = 3: RF = 2k + 1)."""
+    k, rf = 0, 1
+    while rf < xi:
+        k += 1
+        rf += (filter_size - 1) * stride ** (k - 1)
+    return max(k, 1)
+
+
+@dataclass
+class Task:
+    """Scale-detection train / test split and the probe points with their diffeomorphisms."""
+
+    dim: int
+    params: dict
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+    x_probe: np.ndarray
+    x_probe_diffeo: np.ndarray
+
+
+def scale_task(dim: int, params: dict, seed: int) -> Task:
+    """Data from ``numerics.scale_detection.make_dataset`` (helper "scale"), 25% held out as the test set; the
+    probe points (for D_k, G_k, R_k) are test points, deformed by ``diffeo_moves`` (each active pixel moves by
+    -1/0/+1 w.p. 1/3, per axis in 2D)."""
+    make_dataset, diffeo_moves = require("numerics.scale_detection", "make_dataset", "diffeo_moves")
+    data = make_dataset(params["n"], params["xi"], dim=dim, gap=params.get("gap", 0.0), balance=True,
+                        n_pairs=params.get("n_pairs"), seed=seed)
+    x = np.asarray(data.x, dtype=np.float64)
+    y = np.asarray(data.y, dtype=np.float64)
+    rng = np.random.default_rng(seed)
+    perm = rng.permutation(len(x))
+    n_test = max(2, len(x) // 4)
+    te, tr = perm[:n_test], perm[n_test:]
+    probe = te[: min(params["probes"], len(te))]
+    x_probe = x[probe]
+    x_diffeo = np.asarray(diffeo_moves(x_probe, seed=seed + 1), dtype=np.float64)
+    return Task(dim, dict(params), x[tr], y[tr], x[te], y[te], x_probe, x_diffeo)
+
+
+def measure_layers(model: torch.nn.Module, x, x_diffeo, *, seed: int, n_boot: int, layers=None,
+                   noise: str = "mean") -> list[dict]:
+    """D_k, G_k, R_k of every layer (and the output) with ``numerics.stability.layerwise_stability``.
+
+    Noise matched on average (``noise="mean"``: |η| = <|τx - x|²>^{1/2} for every probe), the theory's convention
+    (Gaussian noise with E|η|² = E|τx - x|²).  Returns one dict per layer: k, layer, D, D_se, D_ci, G…, R….
+    """
+    layerwise_stability = require("numerics.stability", "layerwise_stability")
+    names = layers if layers is not None else model.layer_names(include_output=False)
+    res = layerwise_stability(model, x, x_diffeo, layers=names, include_output=True, noise=noise,
+                              errors="bootstrap", n_boot=n_boot, seed=seed, batch_size=512)
+    out = []
+    for k, name in enumerate(list(names) + ["output"], 1):
+        r = res[name]
+        d = {"k": k, "layer": name}
+        for q in ("D", "G", "R"):
+            e = getattr(r, q)
+            d[q], d[q + "_se"], d[q + "_ci"] = float(e.value), float(e.se), [float(c) for c in e.ci]
+        out.append(d)
+    return out
+
+
+@dataclass
+class TrainedCNN:
+    """A CNN trained on the scale-detection task, its initial copy, filter checkpoints and measurements."""
+
+    dim: int
+    size: str
+    task: Task
+    init_model: torch.nn.Module
+    model: torch.nn.Module
+    result: TrainResult
+    layers_init: list[dict] = field(default_factory=list)
+    layers_trained: list[dict] = field(default_factory=list)
+    test_err: float = float("nan")
+
+
+_CACHE: dict[tuple, TrainedCNN] = {}
+
+
+def clear_cache() -> None:
+    _CACHE.clear()
+
+
+def trained_cnn(dim: int, size: str, seed: int, device: str, *, progress: bool = True) -> TrainedCNN:
+    """Train (or fetch from the in-process cache) the scale-detection CNN of this size; measure every layer at
+    initialisation and after training (float64, on ``device``)."""
+    key = (dim, size, seed, device)
+    if key in _CACHE:
+        return _CACHE[key]
+    cfg = SIZES[size]
+    p = cfg[f"cnn{dim}d"]
+    task = scale_task(dim, p, seed)
+    net = ConvNet(dim=dim, depth=p["depth"], width=p["width"], bias=False, seed=seed)
+    init = copy.deepcopy(net)
+    tcfg = TrainConfig(loss="hinge", epochs=p["epochs"], batch_size=p["batch_size"], lr=p["lr"],
+                       checkpoint_every=cfg["checkpoint_every"], eval_every=max(1, p["epochs"] // 5), seed=seed,
+                       device=device, dtype=train_dtype(device, dim), progress=progress)
+    result = train(net, task.x_train, task.y_train, tcfg, x_test=task.x_test, y_test=task.y_test)
+    net = net.to(device, torch.float64).eval()  # measurements in float64, on the training device
+    init = init.to(device, torch.float64).eval()
+    layers_init = measure_layers(init, task.x_probe, task.x_probe_diffeo, seed=seed + 2, n_boot=cfg["n_boot"])
+    layers_trained = measure_layers(net, task.x_probe, task.x_probe_diffeo, seed=seed + 2, n_boot=cfg["n_boot"])
+    out = TrainedCNN(dim, size, task, init, net, result, layers_init, layers_trained,
+                     float(result.final.get("test_err", float("nan"))))
+    _CACHE[key] = out
+    return out

@@ -1,0 +1,230 @@
+r"""Training loop for the verification experiments: SGD + momentum + cosine schedule, hinge or MSE loss, α-trick.
+
+Set-up of Tomasini et al. (2022) / Petrini et al. (2021) for CNNs on the scale-detection task: hinge loss
+ℓ(F, y) = ReLU(1 - yF) with y ∈ {-1, +1} (or ℓ = ½ (F - y)²), SGD with momentum 0.9, weight decay 5·10⁻⁴ on the
+non-bias parameters, learning rate cosine-annealed from ``lr`` to 0 over the run.
+
+α-trick (Chizat & Bach 2019; Geiger et al. 2020): the predictor is F(w, x) = α (f(w, x) - f(w₀, x)) with f(w₀, ·) a
+frozen copy of the initial net, and the loss is ℓ(F, y) / α².  Then gradient descent on w gives function-space
+dynamics dF/dt = -lr ℓ'(F) |∇_w f|² independent of α while the weights move by O(1/α): α → ∞ is the lazy (kernel)
+regime, α → 0 the feature regime.  (Dividing the loss by α² is the same as keeping ℓ(F, y)/α and scaling the
+learning rate by 1/α.)
+
+Device and precision: CUDA when ``torch.cuda.is_available()`` (float32), otherwise CPU in float64.  Everything random
+(mini-batch order) uses a seeded ``torch.Generator``; Ctrl-C stops training cleanly and keeps what was done.
+"""
+from __future__ import annotations
+
+import copy
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from torch import nn
+
+from verify.models import as_tensor, conv_filters
+
+__all__ = ["TrainConfig", "TrainResult", "AlphaPredictor", "train", "default_device", "default_dtype",
+           "classification_error"]
+
+
+def default_device() -> str:
+    """"cuda" when torch sees a GPU, else "cpu"."""
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def default_dtype(device) -> torch.dtype:
+    """float32 on a GPU (speed), float64 on the CPU (accuracy of the small-difference numerators of D and G)."""
+    return torch.float32 if torch.device(device).type == "cuda" else torch.float64
+
+
+@dataclass
+class TrainConfig:
+    """Hyper-parameters of :func:`train` (defaults: the paper's scale-detection runs, shorter)."""
+
+    loss: str = "hinge"  # "hinge": ReLU(1 - yF);  "mse": ½ (F - y)²
+    epochs: int = 100
+    batch_size: int = 128
+    lr: float = 0.05
+    momentum: float = 0.9
+    weight_decay: float = 5e-4  # on weights only, not on biases
+    schedule: str = "cosine"  # "cosine" (lr → 0 over the run) or "constant"
+    alpha: float | None = None  # α-trick: F = α (f - f₀), loss / α²
+    checkpoint_every: int | None = None  # save conv filters every this many epochs (plus epoch 0 and the end)
+    eval_every: int = 10  # test error every this many epochs (and at the end)
+    seed: int = 0
+    device: str | None = None  # None: default_device()
+    dtype: str | None = None  # None: default_dtype(device) (float32 on GPU, float64 on CPU); or "float32"/"float64"
+    progress: bool = True
+
+    def __post_init__(self):
+        if self.loss not in ("hinge", "mse"):
+            raise ValueError(f"loss must be 'hinge' or 'mse', got {self.loss!r}")
+        if self.schedule not in ("cosine", "constant"):
+            raise ValueError(f"schedule must be 'cosine' or 'constant', got {self.schedule!r}")
+        for name in ("epochs", "batch_size", "eval_every"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
+                raise ValueError(f"{name} must be an integer >= 1, got {v!r}")
+        if self.checkpoint_every is not None and (not isinstance(self.checkpoint_every, (int, np.integer))
+                                                  or self.checkpoint_every < 1):
+            raise ValueError(f"checkpoint_every must be None or an integer >= 1, got {self.checkpoint_every!r}")
+        if not (np.isfinite(self.lr) and self.lr > 0):
+            raise ValueError(f"lr must be a finite number > 0, got {self.lr!r}")
+        if not (0 <= self.momentum < 1):
+            raise ValueError(f"momentum must be in [0, 1), got {self.momentum!r}")
+        if not (np.isfinite(self.weight_decay) and self.weight_decay >= 0):
+            raise ValueError(f"weight_decay must be >= 0, got {self.weight_decay!r}")
+        if self.dtype not in (None, "float32", "float64"):
+            raise ValueError(f"dtype must be None, 'float32' or 'float64', got {self.dtype!r}")
+        if self.alpha is not None and not (np.isfinite(self.alpha) and self.alpha > 0):
+            raise ValueError(f"alpha must be None or a finite number > 0, got {self.alpha!r}")
+
+
+class AlphaPredictor(nn.Module):
+    """F(x) = α (f(w, x) - f(w₀, x)) with f(w₀, ·) frozen (α-trick).  ``net`` is the trained net f(w, ·)."""
+
+    def __init__(self, net: nn.Module, alpha: float):
+        super().__init__()
+        self.net = net
+        self.init = copy.deepcopy(net)
+        for p in self.init.parameters():
+            p.requires_grad_(False)
+        self.alpha = float(alpha)
+
+    def forward(self, x):
+        return self.alpha * (self.net(x) - self.init(x))
+
+
+@dataclass
+class TrainResult:
+    """What :func:`train` returns.  ``predictor`` is what was fitted (the net, or its α-trick wrapper)."""
+
+    model: nn.Module
+    predictor: nn.Module
+    history: list[dict] = field(default_factory=list)  # per epoch: epoch, lr, loss, train_err, [test_err]
+    checkpoints: list[dict] = field(default_factory=list)  # {"epoch": e, "filters": {name: array}}
+    epochs_done: int = 0
+    interrupted: bool = False
+    seconds: float = 0.0
+    device: str = "cpu"
+    dtype: str = "float64"
+
+    @property
+    def final(self) -> dict:
+        return self.history[-1] if self.history else {}
+
+    def summary(self) -> dict:
+        """JSON-serialisable summary (no weights)."""
+        return {"epochs_done": self.epochs_done, "interrupted": self.interrupted, "seconds": self.seconds,
+                "device": self.device, "dtype": self.dtype, "final": self.final,
+                "n_checkpoints": len(self.checkpoints)}
+
+
+def _loss(kind: str, F: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    if kind == "hinge":
+        return torch.relu(1 - y * F).mean()
+    return 0.5 * ((F - y) ** 2).mean()
+
+
+@torch.no_grad()
+def classification_error(predictor: nn.Module, x, y, *, batch_size: int = 4096) -> float:
+    """Fraction of samples with sign(F(x)) ≠ y (y ∈ {-1, +1}; F = 0 counts as an error)."""
+    p = next(predictor.parameters())
+    x = as_tensor(x, device=p.device, dtype=p.dtype)
+    y = as_tensor(y, device=p.device, dtype=p.dtype).reshape(-1)
+    wrong = 0
+    for i in range(0, len(x), batch_size):
+        F = predictor(x[i:i + batch_size]).reshape(-1)
+        wrong += int((F * y[i:i + batch_size] <= 0).sum())
+    return wrong / len(x)
+
+
+def train(model: nn.Module, x, y, config: TrainConfig | None = None, *, x_test=None, y_test=None) -> TrainResult:
+    """Train ``model`` in place on (x, y) with mini-batch SGD; see the module docstring for the exact set-up.
+
+    x : (P, …) inputs (numpy or tensor); y : (P,) labels in {-1, +1} (hinge) or real targets (mse).
+    Returns a :class:`TrainResult`; conv filters are saved at epoch 0, every ``checkpoint_every`` epochs and at the
+    end when ``config.checkpoint_every`` is set.  KeyboardInterrupt ends training early with ``interrupted=True``.
+    """
+    cfg = config or TrainConfig()
+    device = torch.device(cfg.device or default_device())
+    dtype = default_dtype(device) if cfg.dtype is None else getattr(torch, cfg.dtype)
+    model.to(device=device, dtype=dtype)
+    x = as_tensor(x, device=device, dtype=dtype)
+    y = as_tensor(y, device=device, dtype=dtype).reshape(-1)
+    if len(x) != len(y) or len(x) == 0:
+        raise ValueError(f"x and y must have the same non-zero length, got {len(x)} and {len(y)}")
+    if not (torch.isfinite(x).all() and torch.isfinite(y).all()):
+        raise ValueError("x and y must be finite")
+    if cfg.loss == "hinge" and not bool(((y == 1) | (y == -1)).all()):
+        raise ValueError("hinge loss needs labels y in {-1, +1}")
+    has_test = x_test is not None and y_test is not None
+    if has_test:
+        x_test = as_tensor(x_test, device=device, dtype=dtype)
+        y_test = as_tensor(y_test, device=device, dtype=dtype).reshape(-1)
+
+    predictor = AlphaPredictor(model, cfg.alpha) if cfg.alpha is not None else model
+    scale = 1.0 / cfg.alpha**2 if cfg.alpha is not None else 1.0
+    decay = [p for n, p in model.named_parameters() if p.requires_grad and not n.endswith("bias")]
+    no_decay = [p for n, p in model.named_parameters() if p.requires_grad and n.endswith("bias")]
+    opt = torch.optim.SGD([{"params": decay, "weight_decay": cfg.weight_decay},
+                           {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr, momentum=cfg.momentum)
+    sched = (torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=cfg.epochs) if cfg.schedule == "cosine"
+             else None)
+    gen = torch.Generator()
+    gen.manual_seed(int(cfg.seed))
+
+    result = TrainResult(model=model, predictor=predictor, device=str(device), dtype=str(dtype).replace("torch.", ""))
+    if cfg.checkpoint_every is not None:
+        result.checkpoints.append({"epoch": 0, "filters": conv_filters(model)})
+    P = len(x)
+    t0 = time.perf_counter()
+    try:
+        from tqdm.auto import tqdm
+        bar = tqdm(range(1, cfg.epochs + 1), desc="train", disable=not cfg.progress, leave=False)
+    except ImportError:  # pragma: no cover
+        bar = range(1, cfg.epochs + 1)
+    try:
+        for epoch in bar:
+            model.train()
+            perm = torch.randperm(P, generator=gen).to(device)
+            tot_loss, wrong = 0.0, 0
+            for i in range(0, P, cfg.batch_size):
+                idx = perm[i:i + cfg.batch_size]
+                F = predictor(x[idx]).reshape(-1)
+                loss = _loss(cfg.loss, F, y[idx])
+                opt.zero_grad(set_to_none=True)
+                (loss * scale).backward()
+                opt.step()
+                tot_loss += float(loss.detach()) * len(idx)
+                wrong += int((torch.sign(F.detach()) != torch.sign(y[idx])).sum())
+            lr_now = opt.param_groups[0]["lr"]
+            if sched is not None:
+                sched.step()
+            row = {"epoch": epoch, "lr": lr_now, "loss": tot_loss / P, "train_err": wrong / P}
+            if has_test and (epoch % cfg.eval_every == 0 or epoch == cfg.epochs):
+                model.eval()
+                row["test_err"] = classification_error(predictor, x_test, y_test)
+            result.history.append(row)
+            result.epochs_done = epoch
+            if cfg.checkpoint_every is not None and (epoch % cfg.checkpoint_every == 0 or epoch == cfg.epochs):
+                result.checkpoints.append({"epoch": epoch, "filters": conv_filters(model)})
+            if hasattr(bar, "set_postfix"):
+                bar.set_postfix(loss=f"{row['loss']:.3g}", err=f"{row['train_err']:.3f}")
+            if not np.isfinite(row["loss"]):
+                raise FloatingPointError(f"training diverged at epoch {epoch} (loss {row['loss']}); lower lr")
+    except KeyboardInterrupt:
+        result.interrupted = True
+    finally:
+        if hasattr(bar, "close"):
+            bar.close()
+    model.eval()
+    if result.interrupted and cfg.checkpoint_every is not None and result.epochs_done and \
+            result.checkpoints[-1]["epoch"] != result.epochs_done:
+        result.checkpoints.append({"epoch": result.epochs_done, "filters": conv_filters(model)})
+    if has_test and result.history and "test_err" not in result.history[-1]:
+        result.history[-1]["test_err"] = classification_error(predictor, x_test, y_test)
+    result.seconds = time.perf_counter() - t0
+    return result
