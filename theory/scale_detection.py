@@ -1,0 +1,648 @@
+"""Exact D_k, G_k, R_k of the hand-constructed scale-detection network, at every layer.
+
+Task and network after Tomasini, Petrini, Cagnetta & Wyart, "How deep convolutional neural
+networks lose spatial information with training" (arXiv 2210.01506, 2022), Sec. 4; the exact
+finite-n values at every layer are derived here (the paper gives scalings before the two
+pixels' receptive fields meet).
+
+The model (all choices explicit; `numerics.scale_detection` and `verify.handcrafted` implement
+the same one):
+
+* **Images.** n pixels (dim = 1) or n x n (dim = 2), zero except two active pixels of value 1.
+  - stride 1, non-periodic: active pixels anywhere in the interior [1, n-2]^dim (a one-pixel
+    margin, so that every diffeo move stays in the frame); the network uses *full* zero padding
+    (layer k lives on [-k, n-1+k]^dim), so it is exactly translation-equivariant.
+  - stride 1, periodic: pixels anywhere on the torus (Z_n)^dim, circular padding, n >= 2 xi.
+  - stride s >= 2: torus, xi = s^k~ (the "block" task: y = +1 iff both pixels in the same
+    xi-block); n divisible by s^(layers-1).
+  Dataset = all unordered pairs of distinct positions (P of them), each with probability 1/P.
+* **Diffeo** tau: each active pixel moves independently by -1/0/+1 (per axis) w.p. 1/3;
+  wraps on the torus; two pixels landing on the same site add (value 2).
+* **Noise** eta: i.i.d. N(0, sigma^2) on all n^dim input pixels, sigma^2 = E_{x,tau}|tau x - x|^2
+  / n^dim (exact expectation, `noise_sigma`).  It enters the first ReLU: where the signal is
+  zero, layer-1 outputs are rectified *correlated* Gaussians (arc-cosine kernel); where it is
+  not, the exact bivariate moments with means (`theory.scale_gauss`).
+* **Network, stride 1** (k~ = (xi-1)/2, layers L >= k~+1):
+  layers 1..k~: g_k = ReLU(w * g_{k-1}), w the constant 3^dim filter of value 3^-dim, zero
+  bias (pure spatial pooling; ReLU inactive on clean inputs, so g_k = A^k x);
+  layer k~+1 (the *threshold* layer, 1x1 conv, one bias): g = ReLU(3^(dim k~) g_k~ - 1);
+  layers k~+2..L: constant pooling filters again; output (after global average pooling):
+  f = ReLU(N_L * GAP(g_L) + 2 xi^dim - 2 * 3^(dim k~)).
+  **Theorem.** On every clean input with two unit pixels at displacement Delta (including a
+  collision Delta = 0), f = prod_a (xi - |Delta_a|)_+ ; in 1D f = ReLU(xi - d) exactly.
+  *Proof.* h = 3^(dim k~) g_k~ = sum_i T~(. - r_i), T~ = (trinomial coefficients)^(x dim) with
+  support S = box of side xi around the pixel and T~ >= 1 on S.  Hence h is 0 outside
+  U = S1 u S2 and >= 1 on U, so ReLU(h - 1) = h - 1_U and its total mass is
+  sum h - |U| = 2*3^(dim k~) - (2 xi^dim - |S1 n S2|).  Constant filters of total weight 1 with
+  full (or circular) padding preserve the mass, so N_L GAP(g_L) = that mass, and
+  f = |S1 n S2| = prod_a (xi - |Delta_a|)_+ >= 0.  In 1D this is (xi - d)_+.  In 2D f > 0 iff
+  max_a |Delta_a| < xi: the 2D network realises the **L-infinity (Chebyshev) distance**
+  (periodic per-axis distance on the torus), so labels y = sign(xi - d_inf) are classified
+  exactly; with Euclidean labels it errs exactly on the pairs with d_inf < xi <= d_2.
+* **Network, stride s** (block sums, filter = stride = s, value 1, zero bias) up to k~ = log_s xi;
+  layer k~+1: ReLU(count - 1) (1x1, one bias: positive only where both pixels share the
+  xi-block: the *positive interference*); block sums after; f = sum = 1[same xi-block].
+
+Definitions (Petrini et al. 2021; the paper's layer-wise version):
+  D_k = E_{x,tau}|f_k(tau x) - f_k(x)|^2 / E_{x1 != x2}|f_k(x1) - f_k(x2)|^2,
+  G_k = E_{x,eta}|f_k(x + eta) - f_k(x)|^2 / (same denominator),  R_k = D_k / G_k,
+f_k flattened over channels and positions; the denominator averages over ordered pairs of
+*distinct* dataset images, = 2 (E|f_k|^2 - |E f_k|^2) P/(P-1) (times (P-1)/P if i = j pairs are
+included, `include_diagonal=True`).
+
+Exactness: D_k is exact at every layer (finite sums of trinomial kernels, box indicators and
+overlaps); G_k (hence R_k) is exact in closed form for the pooling stage k = 1..k~ (layer-1
+Gaussian moments propagated linearly).  After the threshold layer the noise enters a biased
+ReLU as a sum of many rectified correlated Gaussians, whose law has no closed form: G_k, R_k
+for k > k~ are returned as None and measured by `numerics.scale_detection` -- except when
+k~ = 1 (xi = 3 with stride 1, xi = s strided): then the threshold acts on single layer-1
+units, ReLU(3^dim ReLU(a + g) - 1) = ReLU(c - 1 + 3^dim g), again Gaussian moments with means,
+pooled linearly afterwards; and the output ReLU never acts (its argument is
+overlap + sum w >= overlap - sum (c - 1)_+ = 0 since 3^dim = xi^dim), so G_k is exact at
+*every* layer and at the output.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from dataclasses import dataclass
+
+import numpy as np
+import sympy as sp
+
+from theory import scale_exact as _ex
+from theory.scale_gauss import relu_mean, relu_product_moment, relu_second_moment
+
+__all__ = [
+    "ScaleNetSpec", "check_params", "threshold_layer", "diffeo_input_norm", "noise_sigma",
+    "exact_layers", "realised_output", "trinomial_kernel", "pooling_D_expression", "evaluate_sums",
+    "pooling_limit_expressions",
+    "asymptotic_laws", "main",
+]
+
+
+# ----------------------------------------------------------------------------------------------
+# parameters
+
+
+@dataclass(frozen=True)
+class ScaleNetSpec:
+    """Validated parameters of the hand-constructed network and its dataset geometry."""
+    xi: int
+    n: int
+    dim: int
+    stride: int
+    layers: int
+    periodic: bool
+    kt: int                 # k~: last pooling layer (receptive field xi)
+
+    @property
+    def n_positions(self) -> int:
+        side = self.n if (self.periodic or self.stride > 1) else self.n - 2
+        return side ** self.dim
+
+    @property
+    def n_pairs(self) -> int:
+        m = self.n_positions
+        return m * (m - 1) // 2
+
+
+def _int(name: str, v, lo: int | None = None) -> int:
+    if isinstance(v, bool) or not isinstance(v, (int, np.integer)):
+        raise ValueError(f"{name} must be an integer, got {v!r}")
+    v = int(v)
+    if lo is not None and v < lo:
+        raise ValueError(f"{name} must be >= {lo}, got {v}")
+    return v
+
+
+def threshold_layer(xi: int, stride: int = 1) -> int:
+    """k~: the layer whose receptive field is the scale xi (2k~+1 = xi, or s^k~ = xi)."""
+    stride = _int("stride", stride, 1)
+    xi = _int("xi", xi, 2)
+    if stride == 1:
+        if xi < 3 or xi % 2 == 0:
+            raise ValueError(f"xi must be an odd integer >= 3 for stride 1 (receptive field 2k+1), got {xi}")
+        return (xi - 1) // 2
+    kt = round(math.log(xi) / math.log(stride))
+    if kt < 1 or stride ** kt != xi:
+        raise ValueError(f"xi must be a power stride^k (k >= 1) for stride {stride}, got {xi}")
+    return kt
+
+
+def check_params(xi, n, *, dim=1, stride=1, layers=None, periodic=False) -> ScaleNetSpec:
+    """Validate (xi, n, dim, stride, layers, periodic); raise ValueError naming the argument."""
+    if dim not in (1, 2) or isinstance(dim, bool):
+        raise ValueError(f"dim must be 1 or 2, got {dim!r}")
+    stride = _int("stride", stride, 1)
+    kt = threshold_layer(xi, stride)
+    n = _int("n", n, 1)
+    layers = kt + 1 if layers is None else _int("layers", layers, 1)
+    if layers < kt + 1:
+        raise ValueError(f"layers must be >= k~+1 = {kt + 1} (pooling to the scale xi, then the threshold layer), "
+                         f"got {layers}")
+    if stride == 1:
+        if periodic:
+            if n < 2 * xi:
+                raise ValueError(f"n must be >= 2*xi = {2 * xi} on the torus (no wrap-around overlap), got {n}")
+        elif n < 5:
+            raise ValueError(f"n must be >= 5 (a one-pixel margin around >= 3 positions), got {n}")
+    else:
+        need = stride ** (layers - 1)
+        if n < 2 * xi or n % need:
+            raise ValueError(f"n must be a multiple of stride^(layers-1) = {need} and >= 2*xi = {2 * xi} "
+                             f"for the strided network, got {n}")
+        periodic = True
+    return ScaleNetSpec(int(xi), n, int(dim), stride, layers, bool(periodic), kt)
+
+
+# ----------------------------------------------------------------------------------------------
+# inputs
+
+
+def diffeo_input_norm(n: int, *, dim: int = 1, periodic: bool = False) -> float:
+    """E_{x,tau}|tau x - x|^2 exactly, over all pairs and the 3^(2 dim) moves.
+
+    |tau x - x|^2 = sum over the four points (moved pixels with +1, original with -1) of
+    c_i c_j [p_i = p_j]; depends only on the displacement Delta (translation invariance)."""
+    side = n if periodic else n - 2
+    if periodic:
+        ds = [np.arange(n)] * dim
+        ws = [np.ones(n)] * dim
+    else:
+        ds = [np.arange(-(side - 1), side)] * dim
+        ws = [side - np.abs(ds[0]).astype(float)] * dim
+    grids = np.meshgrid(*ds, indexing="ij")
+    w = np.ones_like(grids[0], dtype=float)
+    for a in range(dim):
+        w = w * np.meshgrid(*ws, indexing="ij")[a]
+    delta = np.stack([g.ravel() for g in grids], axis=1)
+    w = w.ravel()
+    keep = np.any(delta != 0, axis=1)
+    delta, w = delta[keep], w[keep]
+    moves = np.array(np.meshgrid(*([[-1, 0, 1]] * dim), indexing="ij")).reshape(dim, -1).T
+    total = 0.0
+    for m1 in moves:
+        for m2 in moves:
+            pts = [np.broadcast_to(m1, delta.shape), delta + m2, np.zeros_like(delta), delta]
+            co = [1.0, 1.0, -1.0, -1.0]
+            acc = np.zeros(len(delta))
+            for i in range(4):
+                for j in range(4):
+                    eq = pts[i] - pts[j]
+                    if periodic:
+                        eq = eq % n
+                    acc += co[i] * co[j] * np.all(eq == 0, axis=1)
+            total += np.sum(w * acc)
+    return float(total / (len(moves) ** 2 * w.sum()))
+
+
+def noise_sigma(xi: int, n: int, *, dim: int = 1, stride: int = 1, periodic: bool = False) -> float:
+    """sigma with n^dim sigma^2 = E|eta|^2 = E_{x,tau}|tau x - x|^2 (exact)."""
+    spec = check_params(xi, n, dim=dim, stride=stride, layers=None, periodic=periodic)
+    return math.sqrt(diffeo_input_norm(spec.n, dim=spec.dim, periodic=spec.periodic) / spec.n ** spec.dim)
+
+
+def realised_output(delta, xi: int, *, stride: int = 1, positions=None) -> np.ndarray:
+    """Clean network output: prod_a (xi - |Delta_a|)_+ (stride 1; Delta per axis, periodic already
+    reduced), or 1[same xi-block] for stride > 1 (needs positions (P, 2, dim))."""
+    if stride == 1:
+        d = np.abs(np.asarray(delta)).reshape(len(delta), -1)
+        return np.prod(np.clip(xi - d, 0, None), axis=1).astype(float)
+    pos = np.asarray(positions)
+    return np.all(pos[:, 0] // xi == pos[:, 1] // xi, axis=-1).astype(float)
+
+
+# ----------------------------------------------------------------------------------------------
+# exact layers
+
+
+def _relu_tables(sigma: float, dim: int, threshold: bool = False):
+    """U1[c, nv] = E ReLU(a + g); T2[cp, cq, nvp, nvq, nov] = E ReLU(a_p+g_p) ReLU(a_q+g_q).
+
+    Pooling stage: a = c/3^dim, std(g) = sigma sqrt(nv)/3^dim.  threshold=True (the layer after a
+    single pooling layer, xi = 3): ReLU(3^dim (a + g) - 1), i.e. mean c - 1, std sigma sqrt(nv)."""
+    scale = 3.0 ** (-dim)
+    shift = 0.0
+    if threshold:
+        scale, shift = 1.0, -1.0          # 3^dim (c/3^dim + g) - 1 = c - 1 + g', std(g') = sigma sqrt(nv)
+    U1 = np.zeros((3, 10))
+    T2 = np.full((3, 3, 10, 10, 10), np.nan)
+    for nv in range(1, 10):
+        sd = sigma * math.sqrt(nv) * scale
+        for c in range(3):
+            U1[c, nv] = sd * relu_mean((c * scale + shift) / sd)
+    idx = []
+    for cp in range(3):
+        for cq in range(3):
+            for nvp in range(1, 10):
+                for nvq in range(1, 10):
+                    for nov in range(0, min(nvp, nvq) + 1):
+                        rho = nov / math.sqrt(nvp * nvq)
+                        if rho > 0.95 and not (nov == nvp == nvq):
+                            continue
+                        if nov == nvp == nvq and cp != cq:
+                            continue
+                        idx.append((cp, cq, nvp, nvq, nov))
+    idx = np.array(idx)
+    cp, cq, nvp, nvq, nov = idx.T
+    sdp = sigma * np.sqrt(nvp) * scale
+    sdq = sigma * np.sqrt(nvq) * scale
+    rho = nov / np.sqrt(nvp * nvq)
+    rho = np.where(nov == 0, 0.0, rho)
+    vals = sdp * sdq * relu_product_moment((cp * scale + shift) / sdp, (cq * scale + shift) / sdq, rho)
+    T2[cp, cq, nvp, nvq, nov] = vals
+    return U1, T2
+
+
+def _mean_map_sq_stride1(spec: ScaleNetSpec, kap, R: int, ov_mean: float) -> np.ndarray:
+    """|E_x g_k(x)|^2 for k = 0..L+1 (stride 1)."""
+    n, dim, L, kt, xi = spec.n, spec.dim, spec.layers, spec.kt, spec.xi
+    out = np.zeros(L + 2)
+    P = spec.n_pairs
+    if spec.periodic:
+        N = n ** dim
+        out[: kt + 1] = 4.0 / N
+        c = (2.0 * (3.0 ** (kt * dim) - xi ** dim) + ov_mean) / N
+        out[kt + 1: L + 1] = N * c * c
+        out[L + 1] = ov_mean ** 2
+        return out
+    Npos = spec.n_positions
+    t = np.arange(-R, R + 1)
+    interior = ((t >= 1) & (t <= n - 2)).astype(float)
+
+    def quad(X, Y, m):  # sum_{s,t} X_s Y_t kappa_m(s - t) on one active axis
+        K = kap[0, m]
+        conv = np.convolve(Y, K, mode="same")
+        return float(X @ conv)
+
+    for k in range(kt + 1):
+        out[k] = (2.0 / Npos) ** 2 * quad(interior, interior, 2 * k) ** dim
+    Ttil = (3.0 ** kt) * kap[0, kt]                    # trinomial T~ centred at 0
+    tau = np.convolve(interior, Ttil, mode="same")
+    box = ((t >= -kt) & (t <= kt)).astype(float)
+    c = np.convolve(interior, box, mode="same")
+    vecs = [tau, c, c * c]
+    coef = [2.0 / Npos, -2.0 / Npos - 1.0 / (2 * P), 1.0 / (2 * P)]
+    for j in range(L - kt):
+        s = 0.0
+        for A in range(3):
+            for B in range(3):
+                s += coef[A] * coef[B] * quad(vecs[A], vecs[B], 2 * j) ** dim
+        out[kt + 1 + j] = s
+    out[L + 1] = ov_mean ** 2
+    return out
+
+
+def _noise_numerators_stride1(spec: ScaleNetSpec, sigma: float, kap, R: int, threshold: bool = False) -> np.ndarray:
+    """E_{x,eta}|g_k(x + eta) - g_k(x)|^2, exact.
+
+    threshold=False: pooling layers k = 1..k~ (entry k).  threshold=True (xi = 3 only, the
+    threshold acts on layer-1 units, each a function of one Gaussian): entries j = 0..L-k~-1 for
+    the layers k~+1+j, then the output, whose ReLU never acts (see `exact_layers`)."""
+    n, dim, kt = spec.n, spec.dim, spec.kt
+    U1, T2 = _relu_tables(sigma, dim, threshold=threshold)
+    Aval = np.array([0.0, 0.0, 1.0]) if threshold else np.arange(3) * 3.0 ** (-dim)
+    lo, hi = (0, n - 1) if spec.periodic else (1, n - 2)
+    epsbar, W, dC, C0, _ = _ex.noise_sums(n, dim, spec.periodic, U1, T2, Aval, lo, hi)
+    G0, G1 = epsbar.shape
+    grids = []
+    for a in range(2):
+        trivial = a >= dim
+        Ga = G0 if a == 0 else G1
+        off = 0 if (trivial or spec.periodic) else -1
+        grids.append((Ga, off, trivial))
+    # window sizes per axis (nv of a unit = product over axes)
+    nv_axes = []
+    for Ga, off, trivial in grids:
+        if trivial:
+            nv_axes.append(np.ones(1))
+        elif spec.periodic:
+            nv_axes.append(np.full(Ga, 3.0))
+        else:
+            c = np.arange(Ga) + off
+            nv_axes.append((np.minimum(c + 1, n - 1) - np.maximum(c - 1, 0) + 1).astype(float))
+    if threshold:
+        orders = [2 * j for j in range(spec.layers - kt)] + [None]        # None: all-ones kernel
+    else:
+        orders = [None] + [2 * (k - 1) for k in range(1, kt + 1)]
+    out = np.zeros(len(orders))
+    for k, m in enumerate(orders):
+        if m is None and not threshold:
+            continue
+        if m is None:
+            Ks = [np.ones((Ga, Ga)) for Ga, _, _ in grids]
+        else:
+            Ks = []
+            for a, (Ga, off, trivial) in enumerate(grids):
+                i = np.arange(Ga)
+                Ks.append(kap[a, m][(i[:, None] - i[None, :]) + R])
+        mu = U1[0][np.outer(nv_axes[0], nv_axes[1]).astype(np.int64)]     # no-signal mean per unit
+        Kmu = Ks[0] @ mu @ Ks[1].T
+        total = float(np.sum(mu * Kmu)) + 2.0 * float(np.sum(epsbar * Kmu))
+        # sum_delta W(delta) K(delta)
+        if spec.periodic:
+            d0 = np.arange(W.shape[0])
+            d1 = np.arange(W.shape[1])
+        else:
+            d0 = np.arange(W.shape[0]) - (G0 - 1)
+            d1 = np.arange(W.shape[1]) - (G1 - 1)
+        if m is None:
+            total += float(np.sum(W)) + float(np.sum(C0 + dC))
+        else:
+            Kd = np.outer(kap[0, m][d0 + R], kap[1, m][d1 + R])
+            total += float(np.sum(W * Kd))
+            e = np.arange(-2, 3)
+            Ke = np.outer(kap[0, m][e + R], kap[1, m][e + R])
+            total += float(np.sum((C0 + dC) * Ke))
+        out[k] = total
+    return out
+
+
+def _strided(spec: ScaleNetSpec):
+    n, s, dim, kt, L = spec.n, spec.stride, spec.dim, spec.kt, spec.layers
+    numD, normsq, same_frac, npairs = _ex.strided_sums(n, s, dim, kt, L)
+    N = n ** dim
+    sigma = math.sqrt(numD[0] / N)
+    # mean maps
+    mean_sq = np.zeros(L + 2)
+    q = normsq[L + 1]
+    mean_sq[0] = 4.0 / N
+    for l in range(1, L + 1):
+        if l <= kt:
+            mean_sq[l] = 4.0 * s ** (l * dim) / N
+        else:
+            b = s ** kt if l == kt + 1 else s ** (l - 1)
+            mean_sq[l] = q * q / (n // b) ** dim
+    mean_sq[L + 1] = q * q
+    # noise: independent layer-1 units (block sums of s^dim pixels), g ~ N(0, s^dim sigma^2)
+    sd = sigma * math.sqrt(s ** dim)
+    Npix = n ** dim
+    fA = (s ** dim - 1) / (Npix - 1)            # both pixels in the same layer-1 block
+
+    def moments(shift):
+        def m_(c):   # E[u] for a unit with c active pixels, u = ReLU(c + shift + g) - ReLU(c + shift)
+            return sd * float(relu_mean((c + shift) / sd)) - max(c + shift, 0.0)
+
+        def v_(c):
+            e1 = sd * float(relu_mean((c + shift) / sd))
+            return sd * sd * float(relu_second_moment((c + shift) / sd)) - e1 * e1
+        return m_, v_
+
+    def num(M, Nl, b, m_, v_):
+        """sum over Nl output units, each summing M independent layer-1 units; b = block side."""
+        fsame = (b ** dim - 1) / (Npix - 1)
+        fB, fC = fsame - fA, 1.0 - fsame
+        mu, v0 = m_(0), v_(0)
+        base = Nl * (M * M * mu * mu + M * v0)
+        cA = (mu * (M - 1) + m_(2)) ** 2 - (M * mu) ** 2 + v_(2) - v0
+        cB = ((M - 2) * mu + 2 * m_(1)) ** 2 - (M * mu) ** 2 + 2 * (v_(1) - v0) if M >= 2 else 0.0
+        cC = 2 * (((M - 1) * mu + m_(1)) ** 2 - (M * mu) ** 2 + v_(1) - v0)
+        return base + fA * cA + fB * cB + fC * cC
+
+    numG = np.full(L + 2, np.nan)
+    m0, v0_ = moments(0.0)
+    for l in range(1, kt + 1):
+        numG[l] = num(s ** ((l - 1) * dim), (n // s ** l) ** dim, s ** l, m0, v0_)
+    if kt == 1:
+        # the threshold ReLU(z - 1) acts on single layer-1 units: each a function of one Gaussian;
+        # the output ReLU never acts (f = sum of non-negative units), so all layers are exact
+        m1, v1_ = moments(-1.0)
+        for l in range(kt + 1, L + 2):
+            b = n if l == L + 1 else (s if l == kt + 1 else s ** (l - 1))
+            numG[l] = num((b // s) ** dim, (n // b) ** dim, b, m1, v1_)
+    return numD, normsq, mean_sq, numG, sigma
+
+
+def exact_layers(xi: int, n: int, *, dim: int = 1, stride: int = 1, layers: int = 10, periodic: bool = False,
+                 include_diagonal: bool = False, with_numerators: bool = False) -> list[dict]:
+    """Exact D_k, G_k, R_k at every layer k = 1..layers and at the output (k = layers + 1).
+
+    Returns one dict per layer: k, name ("pool", "threshold", "pool_after", "output"), D, G, R
+    (floats; G and R are None after the threshold layer unless k~ = 1, see the module
+    docstring) and, with
+    `with_numerators`, the numerators D_num, G_num and the denominator den.
+    """
+    spec = check_params(xi, n, dim=dim, stride=stride, layers=layers, periodic=periodic)
+    L, kt = spec.layers, spec.kt
+    if spec.stride == 1:
+        R = spec.n + 2 * spec.xi + 2 * L + 12
+        kap, F1, F2 = _ex.all_tables(spec.n, kt, spec.dim, spec.periodic, 2 * L + 2, R)
+        numD, normsq, ov_mean, _ = _ex.clean_sums(spec.n, kt, spec.dim, spec.periodic, L, kap, F1, F2, R)
+        mean_sq = _mean_map_sq_stride1(spec, kap, R, ov_mean)
+        sigma = math.sqrt(numD[0] / spec.n ** spec.dim)
+        numG = np.full(L + 2, np.nan)
+        numG[1: kt + 1] = _noise_numerators_stride1(spec, sigma, kap, R)[1:]
+        if kt == 1:
+            numG[kt + 1:] = _noise_numerators_stride1(spec, sigma, kap, R, threshold=True)
+    else:
+        numD, normsq, mean_sq, numG, sigma = _strided(spec)
+    P = spec.n_pairs
+    factor = 1.0 if include_diagonal else P / (P - 1.0)
+    den = 2.0 * (normsq - mean_sq) * factor
+    rows = []
+    for k in range(1, L + 2):
+        name = "pool" if k <= kt else ("threshold" if k == kt + 1 else ("output" if k == L + 1 else "pool_after"))
+        D = float(numD[k] / den[k])
+        G = None if np.isnan(numG[k]) else float(numG[k] / den[k])
+        row = {"k": k, "name": name, "D": D, "G": G, "R": (None if G is None else D / G)}
+        if with_numerators:
+            row.update(D_num=float(numD[k]), G_num=(None if G is None else float(numG[k])), den=float(den[k]),
+                       sigma=sigma)
+        rows.append(row)
+    return rows
+
+
+# ----------------------------------------------------------------------------------------------
+# sympy: kernels, n -> infinity limits of the pooling stage, asymptotics
+
+k_sym, d_sym, j_sym = sp.symbols("k d j", integer=True, nonnegative=True)
+
+
+def trinomial_kernel(m, d):
+    """kappa_m(d) = T(m, d)/3^m, T(m, d) = sum_j m!/(j!(j+|d|)!(m-2j-|d|)!) (coefficient of x^d in
+    (1 + x + 1/x)^m): the m-layer response of the filter (1,1,1)/3 to a unit pixel."""
+    d = abs(d) if not isinstance(d, sp.Basic) else sp.Abs(d)
+    j = sp.Dummy("j", integer=True, nonnegative=True)
+    return sp.Sum(sp.factorial(m) / (sp.factorial(j) * sp.factorial(j + d) * sp.factorial(m - 2 * j - d)),
+                  (j, 0, sp.floor((m - d) / 2))) / 3 ** m
+
+
+def pooling_D_expression():
+    """D_k in the pooling stage (k <= k~), 1D, non-periodic frame, as a sympy expression in k, n.
+
+    With kappa = kappa_2k (`trinomial_kernel`), N1 = n - 2 interior sites, ordered pairs at
+    displacement Delta weighted by (N1 - |Delta|) out of W = N1 (N1 - 1), and the four points
+    p = (m1, Delta + m2, 0, Delta) with weights c = (1, 1, -1, -1):
+      num_k = (2/W) sum_{Delta=1}^{N1-1} (N1 - Delta) (1/9) sum_{m1,m2} sum_{ij} c_i c_j kappa(p_i - p_j)
+      E|g_k|^2 = 2 kappa(0) + (2/W) sum_{Delta=1}^{N1-1} 2 (N1 - Delta) kappa(Delta)
+      |E g_k|^2 = (2/N1)^2 [N1 kappa(0) + 2 sum_{d=1}^{N1-1} (N1 - d) kappa(d)]
+      D_k = num_k / (2 (E|g_k|^2 - |E g_k|^2) P/(P - 1)),  P = W/2.
+    (The sum over Delta < 0 equals the one over Delta > 0 by reflection.)  Substitute integers
+    for k and n and apply `evaluate_sums` to get the exact rational value."""
+    k, n = sp.symbols("k n", integer=True, positive=True)
+    D = sp.Symbol("Delta", integer=True, positive=True)
+    N1 = n - 2
+    W = N1 * (N1 - 1)
+    P = W / 2
+
+    def kap(x):
+        return trinomial_kernel(2 * k, x)
+
+    Q = 0
+    for m1 in (-1, 0, 1):
+        for m2 in (-1, 0, 1):
+            pts = [m1, D + m2, 0, D]
+            co = [1, 1, -1, -1]
+            for i in range(4):
+                for j in range(4):
+                    Q += co[i] * co[j] * kap(pts[i] - pts[j])
+    num = 2 / W * sp.Sum((N1 - D) * Q / 9, (D, 1, N1 - 1))
+    norm = 2 * kap(0) + 2 / W * sp.Sum(2 * (N1 - D) * kap(D), (D, 1, N1 - 1))
+    mean = (2 / N1) ** 2 * (N1 * kap(0) + 2 * sp.Sum((N1 - D) * kap(D), (D, 1, N1 - 1)))
+    return {"k": k, "n": n, "D": num / (2 * (norm - mean) * P / (P - 1))}
+
+
+def evaluate_sums(expr):
+    """Exact value of an expression with nested *finite* sympy Sums once every limit is an
+    integer (expands innermost-last, term by term; much faster than Sum.doit here)."""
+    if isinstance(expr, sp.Sum):
+        (var, lo, hi), = expr.limits
+        lo, hi = int(evaluate_sums(lo)), int(evaluate_sums(hi))
+        return sp.Add(*[evaluate_sums(expr.function.subs(var, v)) for v in range(lo, hi + 1)])
+    if expr.args:
+        return expr.func(*[evaluate_sums(a) for a in expr.args])
+    return expr
+
+
+def _kappa_exact(m: int, d: int) -> sp.Rational:
+    d = abs(d)
+    s = sum(math.factorial(m) // (math.factorial(j) * math.factorial(j + d) * math.factorial(m - 2 * j - d))
+            for j in range(0, (m - d) // 2 + 1)) if d <= m else 0
+    return sp.Rational(s, 3 ** m)
+
+
+def pooling_limit_expressions(dim: int = 1, stride: int = 1) -> dict:
+    """n -> infinity limits (at fixed E|eta|^2) of D_k, G_k in the pooling stage, as sympy.
+
+    Stride 1 (two far-apart pixels dominate the pair average, kappa_2k(m) product over axes):
+      D_k = E_m[1 - K_2k(m)/K_2k(0)],  m uniform in {-1,0,1}^dim;
+      G_k = V [1/(2 pi 3^dim) + sum_{|e|<=2} c(e) K_{2k-2}(e)] / (4 K_2k(0)),
+      V = 4 (1 - 3^-dim) = E|eta|^2, c(e) the normalised layer-1 covariance (arc-cosine kernel
+      minus 1/(2 pi), correlation rho = prod_a (3-|e_a|)/3, variance 3^-dim).
+    Returned as callables k -> exact sympy number (finite sums of rationals and arc-cosines);
+    the strided limits are simple enough to read off directly (`asymptotic_laws`).
+    """
+    if stride != 1:
+        raise ValueError("pooling_limit_expressions: stride must be 1 (strided limits in asymptotic_laws)")
+    if dim not in (1, 2):
+        raise ValueError(f"dim must be 1 or 2, got {dim!r}")
+    V = 4 * (1 - sp.Rational(1, 3 ** dim))
+
+    def K(m, e):
+        out = sp.Integer(1)
+        for a in range(dim):
+            out *= _kappa_exact(m, e[a])
+        return out
+
+    moves = [tuple(v) for v in np.array(np.meshgrid(*([[-1, 0, 1]] * dim), indexing="ij")).reshape(dim, -1).T]
+
+    def D(k: int):
+        return sum((1 - K(2 * k, m) / K(2 * k, (0,) * dim)) for m in moves) / len(moves)
+
+    def c(e):
+        rho = sp.Integer(1)
+        for a in range(dim):
+            rho *= sp.Rational(max(0, 3 - abs(e[a])), 3)
+        t = sp.acos(rho)
+        return (sp.sin(t) + (sp.pi - t) * rho) / (2 * sp.pi) / 3 ** dim - 1 / (2 * sp.pi * 3 ** dim)
+
+    es = [tuple(v) for v in np.array(np.meshgrid(*([range(-2, 3)] * dim), indexing="ij")).reshape(dim, -1).T]
+
+    def G(k: int):
+        return V * (1 / (2 * sp.pi * 3 ** dim) + sum(c(e) * K(2 * k - 2, e) for e in es)) / (4 * K(2 * k, (0,) * dim))
+
+    return {"D": D, "G": G, "V": V}
+
+
+def asymptotic_laws(dim: int = 1, stride: int = 1) -> dict:
+    """Leading large-k laws (n -> infinity first) with constants, as sympy expressions in k.
+
+    Stride 1: kappa_2k(m)/kappa_2k(0) = 1 - m^2 3/(8k) + O(k^-2) (variance 4k/3 of 2k steps), and
+    K_2k(0) ~ (8 pi k/3)^(-dim/2), so
+      D_k ~ E|m|^2 * 3/(8k) = 1/(4k) (1D), 1/(2k) (2D);
+      G_k ~ V (8 pi k/3)^(dim/2) / (8 pi 3^dim): (1/(9 pi)) sqrt(8 pi k/3) (1D), 32 k/243 (2D);
+      R_k = D_k/G_k ~ k^(-3/2) (1D), k^(-2) (2D).
+    G_next adds the O(1) term (V/4) sum_e c(e) (pooled layer-1 fluctuations), which makes the
+    1D law accurate at moderate k (the leading term alone converges like k^(-1/2)).
+    Stride s (block sums): a +-1 move leaves its s^k block w.p. s^-k per axis, so
+      D_k ~ (2/3) dim s^-k;  layer-k units sum s^(k-1) dim independent rectified units of mean
+      sigma s^(dim/2)/sqrt(2 pi), so G_k ~ V s^((k-1) dim)/(8 pi):  s^k (1D), s^(2k) (2D);
+      R_k ~ s^-(dim+1)k.
+    """
+    k = sp.Symbol("k", positive=True)
+    V = 4 * (1 - sp.Rational(1, 3 ** dim))
+    if stride == 1:
+        Em2 = sp.Rational(2 * dim, 3)
+        D = Em2 * sp.Rational(3, 8) / k
+        G = V * (8 * sp.pi * k / 3) ** sp.Rational(dim, 2) / (8 * sp.pi * 3 ** dim)
+        # next order: the layer-1 fluctuations, pooled, tend to a constant (sum of covariances)
+        es = np.array(np.meshgrid(*([range(-2, 3)] * dim), indexing="ij")).reshape(dim, -1).T
+        csum = sp.Integer(0)
+        for e in es:
+            rho = sp.Integer(1)
+            for a in range(dim):
+                rho *= sp.Rational(max(0, 3 - abs(int(e[a]))), 3)
+            t = sp.acos(rho)
+            csum += ((sp.sin(t) + (sp.pi - t) * rho) / (2 * sp.pi) - 1 / (2 * sp.pi)) / 3 ** dim
+        G_const = sp.nsimplify(V / 4) * csum
+        return {"k": k, "D": sp.simplify(D), "G": G, "G_next": G + G_const, "R": sp.simplify(D / G)}
+    else:
+        s = sp.Integer(stride)
+        D = sp.Rational(2, 3) * dim * s ** (-k)
+        G = V * s ** ((k - 1) * dim) / (8 * sp.pi)
+        # next order: the unpooled variance of the (n/s)^dim rectified layer-1 units
+        return {"k": k, "D": sp.simplify(D), "G": sp.simplify(G), "G_next": G + V * (sp.pi - 1) / (8 * sp.pi),
+                "R": sp.simplify(D / G)}
+
+
+# ----------------------------------------------------------------------------------------------
+# CLI
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m theory.scale_detection",
+                                description="Exact D_k, G_k, R_k of the hand-constructed scale-detection network.")
+    p.add_argument("--xi", type=int, default=7)
+    p.add_argument("--n", type=int, default=32)
+    p.add_argument("--dim", type=int, default=1)
+    p.add_argument("--stride", type=int, default=1)
+    p.add_argument("--layers", type=int, default=10)
+    p.add_argument("--periodic", action="store_true")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        rows = exact_layers(args.xi, args.n, dim=args.dim, stride=args.stride, layers=args.layers,
+                            periodic=args.periodic)
+    except ValueError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    if args.json:
+        print(json.dumps({"layers": rows}))
+    else:
+        print(f"{'k':>3} {'name':>10} {'D':>12} {'G':>12} {'R':>12}")
+        for r in rows:
+            g = "-" if r["G"] is None else f"{r['G']:.6g}"
+            rr = "-" if r["R"] is None else f"{r['R']:.6g}"
+            print(f"{r['k']:>3} {r['name']:>10} {r['D']:>12.6g} {g:>12} {rr:>12}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
