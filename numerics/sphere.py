@@ -1,0 +1,172 @@
+r"""Data for the spherical model (Petrini et al. 2022): inputs on / in the sphere and targets of controlled smoothness.
+
+* inputs: uniform on S^{d-1} (``"sphere"``), isotropic Gaussian ``N(0, I_d)`` (``"gaussian"``), uniform in the unit
+  ball (``"ball"``);
+* targets: the constant target ``y = 1``, the norm target ``y = |x|`` (equal to 1 on the sphere, and learnable on
+  Gaussian / ball inputs by a bias-free, 1-homogeneous ReLU network), and centred Gaussian random fields (GRF) of
+  smoothness ``nu_t`` made by a wide random teacher
+
+  .. math:: f^*(x) = \frac{1}{\sqrt{H_T\, m_a}} \sum_{j=1}^{H_T} s_j\, \sigma(\theta_j\cdot x)^a,\quad
+            a = \nu_t - 1/2,
+
+  ``theta_j`` uniform on S^{d-1}, ``s_j = +-1``; ``m_a = E[sigma(theta.x)^{2a}]`` on the unit sphere, so the field
+  has unit variance there (:func:`theory.spherical.teacher_smoothness` gives ``nu_t = a + 1/2``).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+from scipy.special import gammaln
+
+__all__ = ["sample_sphere", "sample_gaussian", "sample_ball", "sample_inputs", "RandomTeacher", "make_teacher",
+           "SphericalData", "make_dataset", "DISTRIBUTIONS", "TARGETS"]
+
+DISTRIBUTIONS = ("sphere", "gaussian", "ball")
+TARGETS = ("constant", "norm", "grf")
+
+
+def _rng(seed) -> np.random.Generator:
+    return seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+
+
+def _check_P(P, name: str = "P") -> int:
+    if isinstance(P, bool) or not isinstance(P, (int, np.integer)) or P < 1:
+        raise ValueError(f"{name} must be a positive integer, got {P!r}")
+    return int(P)
+
+
+def _check_d(d) -> int:
+    if isinstance(d, bool) or not isinstance(d, (int, np.integer)) or d < 2:
+        raise ValueError(f"d must be an integer >= 2, got {d!r}")
+    return int(d)
+
+
+def sample_sphere(P: int, d: int, *, seed=None) -> np.ndarray:
+    """``P`` points uniform on S^{d-1}: ``g/|g|`` with ``g ~ N(0, I_d)`` (rotation invariance of the Gaussian)."""
+    P, d = _check_P(P), _check_d(d)
+    g = _rng(seed).standard_normal((P, d))
+    return g / np.linalg.norm(g, axis=1, keepdims=True)
+
+
+def sample_gaussian(P: int, d: int, *, seed=None) -> np.ndarray:
+    """``P`` points from ``N(0, I_d)``."""
+    P, d = _check_P(P), _check_d(d)
+    return _rng(seed).standard_normal((P, d))
+
+
+def sample_ball(P: int, d: int, *, seed=None) -> np.ndarray:
+    """``P`` points uniform in the unit ball: direction uniform, radius ``U^{1/d}`` (``P(r < s) = s^d``)."""
+    P, d = _check_P(P), _check_d(d)
+    rng = _rng(seed)
+    x = sample_sphere(P, d, seed=rng)
+    return x * rng.random((P, 1)) ** (1.0 / d)
+
+
+def sample_inputs(P: int, d: int, distribution: str = "sphere", *, seed=None) -> np.ndarray:
+    """Dispatch to :func:`sample_sphere`, :func:`sample_gaussian` or :func:`sample_ball`."""
+    fn = {"sphere": sample_sphere, "gaussian": sample_gaussian, "ball": sample_ball}.get(distribution)
+    if fn is None:
+        raise ValueError(f"distribution must be one of {DISTRIBUTIONS}, got {distribution!r}")
+    return fn(P, d, seed=seed)
+
+
+def _ridge_second_moment(d: int, a: float) -> float:
+    r"""``E_theta[sigma(theta_1)^{2a}] = (1/2) E|theta_1|^{2a}`` for theta uniform on S^{d-1}:
+    ``E|theta_1|^{2a} = Gamma(d/2) Gamma(a + 1/2) / (sqrt(pi) Gamma(a + d/2))`` (theta_1^2 ~ Beta(1/2, (d-1)/2))."""
+    return 0.5 * math.exp(gammaln(d / 2) + gammaln(a + 0.5) - 0.5 * math.log(math.pi) - gammaln(a + d / 2))
+
+
+@dataclass(frozen=True)
+class RandomTeacher:
+    """A stored wide random teacher (re-evaluable, unlike a teacher re-sampled on every call)."""
+    theta: np.ndarray = field(repr=False)   # (H_T, d) unit directions
+    signs: np.ndarray = field(repr=False)   # (H_T,) +-1
+    a: float
+    smoothness: float
+
+    @property
+    def d(self) -> int:
+        return self.theta.shape[1]
+
+    @property
+    def width(self) -> int:
+        return self.theta.shape[0]
+
+    def __call__(self, x: np.ndarray, *, batch: int = 4096) -> np.ndarray:
+        """``f*(x) = (H_T m_a)^{-1/2} sum_j s_j sigma(theta_j.x)^a`` (evaluated in batches of teacher neurons)."""
+        x = np.asarray(x, dtype=np.float64)
+        if x.ndim != 2 or x.shape[1] != self.d:
+            raise ValueError(f"x must have shape (P, {self.d}), got {x.shape}")
+        out = np.zeros(x.shape[0])
+        for s in range(0, self.width, batch):
+            z = np.maximum(x @ self.theta[s:s + batch].T, 0.0)
+            z = (z > 0).astype(np.float64) if self.a == 0 else z ** self.a
+            out += z @ self.signs[s:s + batch]
+        return out / math.sqrt(self.width * _ridge_second_moment(self.d, self.a))
+
+
+def make_teacher(d: int, smoothness: float, *, width: int = 100_000, seed=None) -> RandomTeacher:
+    """Teacher whose field on S^{d-1} has smoothness ``nu_t = smoothness`` (ridge power ``a = nu_t - 1/2 >= 0``).
+
+    The field is Gaussian by the central limit theorem in ``width`` (finite-width corrections ~ 1/sqrt(width)).
+    """
+    d = _check_d(d)
+    if not (isinstance(smoothness, (int, float, np.floating, np.integer)) and math.isfinite(smoothness)
+            and smoothness >= 0.5):
+        raise ValueError(f"smoothness (nu_t) must be a finite number >= 0.5, got {smoothness!r}")
+    width = _check_P(width, "width")
+    rng = _rng(seed)
+    theta = sample_sphere(width, d, seed=rng)
+    signs = rng.choice(np.array([-1.0, 1.0]), size=width)
+    return RandomTeacher(theta=theta, signs=signs, a=float(smoothness) - 0.5, smoothness=float(smoothness))
+
+
+@dataclass(frozen=True)
+class SphericalData:
+    x: np.ndarray = field(repr=False)
+    y: np.ndarray = field(repr=False)
+    x_test: np.ndarray = field(repr=False)
+    y_test: np.ndarray = field(repr=False)
+    d: int
+    target: str
+    distribution: str
+    smoothness: float   # nu_t (inf for constant / norm)
+    teacher: RandomTeacher | None = field(default=None, repr=False)
+
+
+def make_dataset(P: int, d: int, *, target: str = "constant", smoothness: float | None = None,
+                 distribution: str = "sphere", P_test: int = 2048, teacher_width: int = 100_000,
+                 seed=None) -> SphericalData:
+    """Train/test sets for the spherical model.
+
+    ``target``: ``"constant"`` (y = 1), ``"norm"`` (y = |x|) or ``"grf"`` (needs ``smoothness`` = nu_t >= 0.5).
+    Train and test inputs are independent draws from ``distribution``; for ``"grf"`` the same stored teacher labels
+    both.
+    """
+    P, d = _check_P(P), _check_d(d)
+    P_test = _check_P(P_test, "P_test")
+    if target not in TARGETS:
+        raise ValueError(f"target must be one of {TARGETS}, got {target!r}")
+    if distribution not in DISTRIBUTIONS:
+        raise ValueError(f"distribution must be one of {DISTRIBUTIONS}, got {distribution!r}")
+    rng = _rng(seed)
+    x = sample_inputs(P, d, distribution, seed=rng)
+    xt = sample_inputs(P_test, d, distribution, seed=rng)
+    teacher = None
+    if target == "grf":
+        if smoothness is None:
+            raise ValueError("smoothness (nu_t >= 0.5) is required for target='grf'")
+        teacher = make_teacher(d, smoothness, width=teacher_width, seed=rng)
+        y, yt, nu = teacher(x), teacher(xt), float(smoothness)
+    else:
+        if smoothness is not None and smoothness != math.inf:
+            raise ValueError(f"smoothness must be None/inf for target={target!r}, got {smoothness!r}")
+        if target == "constant":
+            y, yt = np.ones(P), np.ones(P_test)
+        else:
+            y, yt = np.linalg.norm(x, axis=1), np.linalg.norm(xt, axis=1)
+        nu = math.inf
+    return SphericalData(x=x, y=y, x_test=xt, y_test=yt, d=d, target=target, distribution=distribution,
+                         smoothness=nu, teacher=teacher)

@@ -1,0 +1,160 @@
+"""numerics.sphere / numerics.atoms / numerics.fitting for the spherical model."""
+import math
+
+import numpy as np
+import pytest
+from hypothesis import given, strategies as st
+from scipy import stats
+from scipy.optimize import linprog
+
+from numerics.atoms import count_atoms, min_l1_interpolant, relu_features
+from numerics.fitting import fit_power_law
+from numerics.sphere import make_dataset, make_teacher, sample_ball, sample_gaussian, sample_inputs, sample_sphere
+
+
+@given(st.integers(2, 8), st.integers(0, 10_000))
+def test_sphere_is_uniform(d, seed):
+    x = sample_sphere(4000, d, seed=seed)
+    assert np.allclose(np.linalg.norm(x, axis=1), 1)
+    # E x = 0, E xx^T = I/d; s.e. of an entry <= 1/sqrt(4000); 5 s.e. tolerance
+    assert np.abs(x.mean(0)).max() < 5 / math.sqrt(4000)
+    assert np.abs(x.T @ x / 4000 - np.eye(d) / d).max() < 5 / math.sqrt(4000)
+    # the first coordinate of a uniform point: (x_1 + 1)/2 ~ Beta((d-1)/2, (d-1)/2)
+    assert stats.kstest((x[:, 0] + 1) / 2, stats.beta((d - 1) / 2, (d - 1) / 2).cdf).pvalue > 1e-4
+
+
+def test_ball_and_gaussian():
+    d = 4
+    r = np.linalg.norm(sample_ball(5000, d, seed=0), axis=1)
+    assert r.max() <= 1 and stats.kstest(r, lambda s: np.clip(s, 0, 1) ** d).pvalue > 1e-4
+    g = sample_gaussian(5000, d, seed=0)
+    assert stats.kstest(np.sum(g**2, 1), stats.chi2(d).cdf).pvalue > 1e-4
+    assert np.array_equal(sample_inputs(10, 3, "ball", seed=5), sample_ball(10, 3, seed=5))
+
+
+def test_seeded_and_reproducible():
+    a = make_dataset(20, 3, target="grf", smoothness=1.5, teacher_width=1000, seed=4)
+    b = make_dataset(20, 3, target="grf", smoothness=1.5, teacher_width=1000, seed=4)
+    assert np.array_equal(a.x, b.x) and np.array_equal(a.y_test, b.y_test)
+    assert np.array_equal(a.teacher(a.x), a.y)  # the teacher is stored and re-evaluable
+
+
+def test_targets():
+    D = make_dataset(50, 3, target="norm", distribution="gaussian", P_test=30, seed=0)
+    assert np.allclose(D.y, np.linalg.norm(D.x, axis=1)) and D.smoothness == math.inf
+    C = make_dataset(50, 3, target="constant", seed=0)
+    assert np.all(C.y == 1) and np.all(C.y_test == 1)
+
+
+@pytest.mark.parametrize("nu", [0.5, 1.5, 2.25])
+def test_teacher_has_unit_variance_on_the_sphere(nu):
+    """Across teachers, f*(x) at a fixed x has mean 0 and variance 1 (normalisation m_a)."""
+    x = sample_sphere(3, 3, seed=1)
+    ys = np.array([make_teacher(3, nu, width=3000, seed=s)(x) for s in range(300)])
+    # s.e. of the mean 1/sqrt(300); of the variance ~ sqrt(2/300) (Gaussian by CLT); 5 s.e.
+    assert np.abs(ys.mean(0)).max() < 5 / math.sqrt(300)
+    assert np.abs(ys.var(0) - 1).max() < 5 * math.sqrt(2 / 300)
+
+
+def test_smoother_teacher_is_smoother():
+    """Mean squared increment at small distance ~ r^{2 min(nu,1)}: rough field varies more than a smooth one."""
+    x = sample_sphere(2000, 3, seed=0)
+    v = sample_sphere(2000, 3, seed=1)
+    v -= (v * x).sum(1, keepdims=True) * x
+    v /= np.linalg.norm(v, axis=1, keepdims=True)
+    x2 = math.cos(0.05) * x + math.sin(0.05) * v
+    inc = [np.mean((t(x) - t(x2)) ** 2) for t in (make_teacher(3, 0.5, width=20000, seed=2),
+                                                   make_teacher(3, 2.5, width=20000, seed=2))]
+    assert inc[0] > 5 * inc[1]
+
+
+@pytest.mark.parametrize("kw, name", [
+    (dict(P=0, d=3), "P"), (dict(P=10, d=1), "d"), (dict(P=10, d=3.0), "d"), (dict(P=2.5, d=3), "P"),
+    (dict(P=10, d=3, target="grf"), "smoothness"), (dict(P=10, d=3, target="grf", smoothness=0.2), "smoothness"),
+    (dict(P=10, d=3, target="grf", smoothness=float("nan")), "smoothness"),
+    (dict(P=10, d=3, target="constant", smoothness=2.0), "smoothness"),
+    (dict(P=10, d=3, target="nope"), "target"), (dict(P=10, d=3, distribution="cube"), "distribution"),
+    (dict(P=10, d=3, P_test=0), "P_test"),
+])
+def test_bad_arguments_raise(kw, name):
+    with pytest.raises(ValueError, match=name):
+        make_dataset(**kw)
+
+
+@given(st.floats(0.3, 4.0), st.floats(0.0, 0.3), st.integers(0, 1000))
+def test_power_law_fit(beta, noise, seed):
+    rng = np.random.default_rng(seed)
+    P = np.array([64, 128, 256, 512, 1024])
+    err = 3.0 * P[:, None] ** (-beta) * np.exp(noise * rng.standard_normal((5, 4)))
+    f = fit_power_law(P, err)
+    assert f.ci[0] <= f.exponent <= f.ci[1]
+    assert abs(f.exponent - beta) < 1e-9 + 8 * f.se + 1e-9  # consistent with its own s.e.
+    if noise == 0:
+        assert math.isclose(f.exponent, beta, rel_tol=1e-9) and math.isclose(f.prefactor, 3.0, rel_tol=1e-9)
+
+
+def test_power_law_coverage():
+    """95% intervals cover the true exponent in ~95% of noisy replicas (binomial bounds for 400 replicas)."""
+    rng = np.random.default_rng(0)
+    P = np.array([64, 128, 256, 512, 1024, 2048])
+    hits = sum(fit_power_law(P, P[:, None] ** -2.0 * np.exp(0.2 * rng.standard_normal((6, 3)))).contains(2.0)
+               for _ in range(400))
+    assert 0.91 * 400 <= hits <= 0.99 * 400
+
+
+def test_power_law_bad_input():
+    with pytest.raises(ValueError, match="err"):
+        fit_power_law([1, 2, 3], [1.0, -1.0, 0.5])
+    with pytest.raises(ValueError, match="P"):
+        fit_power_law([1], [1.0])
+
+
+@pytest.mark.parametrize("d, P", [(3, 24), (5, 40)])
+def test_min_l1_matches_highs(d, P):
+    """Our interior point + crossover reaches the LP optimum found by HiGHS, with <= P atoms."""
+    x = sample_sphere(P, d, seed=0)
+    y = make_dataset(P, d, target="grf", smoothness=1.5, teacher_width=2000, seed=1).y
+    dirs = sample_sphere(4 * P, d, seed=2)
+    sol = min_l1_interpolant(x, y, dirs)
+    Phi = relu_features(x, dirs)
+    ref = linprog(np.ones(2 * len(dirs)), A_eq=np.hstack([Phi, -Phi]), b_eq=y, bounds=(0, None), method="highs")
+    assert ref.status == 0
+    assert math.isclose(sol.l1, ref.fun, rel_tol=1e-6)
+    assert sol.residual < 1e-8 and len(sol.support) <= P and sol.vertex
+    assert np.allclose(sol(x), y, atol=1e-8)
+    with pytest.raises(ValueError, match="dictionary"):
+        min_l1_interpolant(x, y, dirs[: P - 1])
+
+
+def test_count_atoms_clusters():
+    rng = np.random.default_rng(0)
+    centers = sample_sphere(7, 3, seed=3)
+    W = np.repeat(centers, 30, axis=0) + 1e-4 * rng.standard_normal((210, 3))
+    c = np.abs(rng.standard_normal(210)) + 0.1
+    a = count_atoms(W, c, angle=0.01)
+    assert a.n_atoms == 7 and a.method == "angle"
+    x = sample_sphere(50, 3, seed=4)
+    s = count_atoms(W, c, x=x)
+    assert s.n_atoms == 7 and s.method == "sign"
+    c0 = c.copy()
+    c0[:30] = 0.0  # an atom with no weight is not counted
+    assert count_atoms(W, c0, x=x).n_atoms == 6
+    # symmetric pair with opposite weights cancels
+    assert count_atoms(np.array([[1.0, 0, 0], [1.0, 0, 0], [0, 1.0, 0]]), np.array([1.0, -1.0, 1.0]),
+                       angle=0.1).n_atoms == 1
+    with pytest.raises(ValueError, match="rel_tol"):
+        count_atoms(W, c, rel_tol=0)
+
+
+def test_min_l1_refinement_lowers_norm_towards_continuous_problem():
+    """Column generation can only lower the L1 norm (the dictionary grows towards all of S^{d-1}) and keeps an
+    exact interpolant with <= P atoms."""
+    P, d = 40, 3
+    x = sample_sphere(P, d, seed=0)
+    y = np.ones(P)
+    dirs = sample_sphere(2 * P, d, seed=1)
+    base = min_l1_interpolant(x, y, dirs)
+    ref = min_l1_interpolant(x, y, dirs, refine=5, seed=2)
+    assert ref.l1 <= base.l1 * (1 + 1e-9) and ref.residual < 1e-8 and len(ref.support) <= P
+    with pytest.raises(ValueError, match="refine"):
+        min_l1_interpolant(x, y, dirs, refine=-1)

@@ -1,0 +1,173 @@
+"""theory.spherical: arc-cosine kernels, NTK, smoothness exponents and learning-curve exponents, each checked
+against an independent computation (Monte Carlo, quadrature, or a second derivation)."""
+import math
+
+import numpy as np
+import pytest
+import sympy as sp
+from hypothesis import given, strategies as st
+from scipy import integrate
+from scipy.special import eval_legendre
+
+from theory import spherical as th
+
+
+def test_arccos_kernels_closed_forms():
+    k0, k1 = th.relu_kernels()
+    phi = th.phi
+    assert sp.simplify(k0 - (sp.pi - phi) / (2 * sp.pi)) == 0
+    assert sp.simplify(k1 - (sp.sin(phi) + (sp.pi - phi) * sp.cos(phi)) / (2 * sp.pi)) == 0
+    # k_1 is the Gaussian second moment of relu at phi = 0: E[relu(g)^2] = 1/2
+    assert sp.simplify(k1.subs(phi, 0) - sp.Rational(1, 2)) == 0
+
+
+@given(st.floats(0.05, math.pi - 0.05))
+def test_arccos_kernels_match_monte_carlo(angle):
+    rng = np.random.default_rng(1)
+    g = rng.standard_normal((200_000, 2))
+    z1, z2 = g[:, 0], g[:, 0] * math.cos(angle) + g[:, 1] * math.sin(angle)
+    for n, vals in ((0, (z1 > 0) * (z2 > 0) * 1.0), (1, np.maximum(z1, 0) * np.maximum(z2, 0))):
+        exact = float(th.arccos_kernel(n).subs(th.phi, angle))
+        # 5 standard errors of the Monte-Carlo mean: false-alarm rate < 1e-6 per check
+        assert abs(vals.mean() - exact) < 5 * vals.std() / math.sqrt(vals.size)
+
+
+@pytest.mark.parametrize("bias", [False, True])
+def test_ntk_matches_uniform_sphere_monte_carlo(bias):
+    """Theta = E_theta[sigma(theta.u)sigma(theta.u')] + E[sigma'sigma'] u.u' with theta uniform on S^{D-1}."""
+    rng = np.random.default_rng(2)
+    d = 4
+    x = rng.standard_normal((6, d))
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    u = np.concatenate([x, np.ones((6, 1))], 1) if bias else x
+    th_ = rng.standard_normal((400_000, u.shape[1]))
+    th_ /= np.linalg.norm(th_, axis=1, keepdims=True)
+    Z = u @ th_.T
+    A, M = np.maximum(Z, 0), (Z > 0) * 1.0
+    mc = (A @ A.T + (M @ M.T) * (u @ u.T)) / th_.shape[0]
+    # per-entry s.e. <= 0.5*|u|^2/sqrt(4e5) ~ 1.6e-3 (bias: |u|^2 = 2); 5 s.e. bound
+    assert np.abs(mc - th.ntk(x, bias=bias)).max() < 5 * 1.6e-3
+    rf = A @ A.T / th_.shape[0]
+    assert np.abs(rf - th.rf_kernel(x, bias=bias)).max() < 5e-3
+
+
+def test_ntk_symmetry_and_homogeneity():
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((5, 3))
+    K = th.ntk(x)
+    assert np.allclose(K, K.T) and np.linalg.eigvalsh(K).min() > 0
+    assert np.allclose(th.ntk(2 * x, x), 2 * K)  # 1-homogeneous in each argument (no bias)
+    with pytest.raises(ValueError, match="x"):
+        th.ntk(np.ones(3))
+
+
+def test_kernel_smoothness_by_numerical_derivatives():
+    """Second derivation of nu_K: the NTK's first t-derivative diverges like eps^{-1/2}, the RF kernel's second one."""
+    assert th.kernel_smoothness("ntk") == sp.Rational(1, 2)
+    assert th.kernel_smoothness("rf") == sp.Rational(3, 2)
+    e = np.array([1e-4, 1e-6])
+    ntk = lambda t: th.ntk(np.array([[1.0, 0, 0]]), np.array([[t, math.sqrt(1 - t * t), 0]]))[0, 0]  # noqa
+    rf = lambda t: th.rf_kernel(np.array([[1.0, 0, 0]]), np.array([[t, math.sqrt(1 - t * t), 0]]))[0, 0]  # noqa
+    d1 = [(ntk(1 - x) - ntk(1 - 2 * x)) / x for x in e]
+    d2 = [(rf(1 - x) - 2 * rf(1 - 2 * x) + rf(1 - 3 * x)) / x**2 for x in e]
+    assert abs(np.log(d1[1] / d1[0]) / np.log(e[1] / e[0]) + 0.5) < 0.02
+    assert abs(np.log(d2[1] / d2[0]) / np.log(e[1] / e[0]) + 0.5) < 0.05
+    with pytest.raises(ValueError, match="kind"):
+        th.kernel_smoothness("rbf")
+
+
+def _legendre_coeffs(f, ks):
+    return np.array([integrate.quad(lambda t: f(t) * eval_legendre(k, t), -1, 1, limit=400, points=[0.0])[0]
+                     for k in ks])
+
+
+def test_eigenvalue_decay_on_s2_matches_smoothness():
+    """Funk-Hecke on S^2 (d = 3): Mercer eigenvalues ~ k^{-(d-1)-2nu} (even k; bias-free ReLU kernels)."""
+    ks = np.arange(20, 61, 8)
+    for kind, nu in (("ntk", 0.5), ("rf", 1.5)):
+        f = (lambda t: th.ntk(np.array([[1.0, 0, 0]]), np.array([[t, math.sqrt(max(0, 1 - t * t)), 0]]))[0, 0]) \
+            if kind == "ntk" else \
+            (lambda t: th.rf_kernel(np.array([[1.0, 0, 0]]), np.array([[t, math.sqrt(max(0, 1 - t * t)), 0]]))[0, 0])
+        lam = np.abs(_legendre_coeffs(f, ks))
+        slope = np.polyfit(np.log(ks), np.log(lam), 1)[0]
+        # asymptotic law; the fit window k = 20..60 leaves O(1/k) corrections
+        assert abs(slope + th.eigenvalue_decay(3, nu)) < 0.15, (kind, slope)
+
+
+def test_teacher_smoothness_from_funk_hecke():
+    """relu(t)^a ridge on S^2: covariance eigenvalues (squared Funk-Hecke coefficients) ~ k^{-(d-1)-2(a+1/2)}."""
+    a = 0.5
+    ks = np.arange(21, 81, 6)
+    c2 = _legendre_coeffs(lambda t: max(t, 0.0) ** a, ks) ** 2
+    slope = np.polyfit(np.log(ks), np.log(c2), 1)[0]
+    assert abs(slope + th.eigenvalue_decay(3, th.teacher_smoothness(a))) < 0.2
+    with pytest.raises(ValueError, match="a"):
+        th.teacher_smoothness(-1)
+
+
+def test_exponents_values_and_derivations():
+    assert th.beta_lazy(3) == 3 and th.beta_feature(3) == sp.Rational(5, 2)
+    assert th.beta_lazy(5) == sp.Rational(5, 2) and th.beta_feature(5) == sp.Rational(7, 4)
+    assert th.beta_kernel(3, kind="rf") == 5
+    d, nt, nk = sp.symbols("d nu_t nu_K", positive=True)
+    kern = th.derive_kernel_exponent()
+    feat = th.derive_feature_exponent()
+    for dd in (2, 3, 5, 8):
+        for nu in (0.75, 1.5, 4.5, 50):
+            v = float(kern.subs({d: dd, nt: nu, nk: sp.Rational(1, 2)}))
+            assert math.isclose(v, float(th.beta_lazy(dd, nu)))
+            assert math.isclose(float(feat.subs({d: dd, nt: nu})), float(th.beta_feature(dd, nu)))
+
+
+@given(st.integers(2, 30), st.floats(0.5, 40))
+def test_feature_never_beats_lazy_and_coincide_for_rough_targets(d, nu):
+    bl, bf = float(th.beta_lazy(d, nu)), float(th.beta_feature(d, nu))
+    assert bf <= bl + 1e-12
+    if nu <= (d + 2) / 2:
+        assert math.isclose(bf, bl)
+
+
+@pytest.mark.parametrize("bad", [1, 0, 2.5, "3"])
+def test_bad_d_raises(bad):
+    with pytest.raises(ValueError, match="d"):
+        th.beta_lazy(bad)
+
+
+def test_bad_nu_and_atoms_args():
+    with pytest.raises(ValueError, match="nu_t"):
+        th.beta_feature(3, -1.0)
+    with pytest.raises(ValueError, match="P"):
+        th.predicted_atoms(0, "feature")
+    with pytest.raises(ValueError, match="regime"):
+        th.predicted_atoms(10, "other")
+    assert th.predicted_atoms(100, "feature")["upper_bound"] == 100
+    assert th.rotation_stability_prediction(0.5) == 1.0
+
+
+@pytest.mark.parametrize("d", [3, 5])
+def test_mercer_eigenvalues_trace_and_parity(d):
+    """sum_k N_k lambda_k = K(1) (Mercer trace); bias-free ReLU kernels have no odd harmonics of degree >= 3;
+    degree-0 and degree-1 eigenvalues from direct quadrature in t (independent route)."""
+    lam = th.mercer_eigenvalues("ntk", d, 200)
+    N = th.harmonic_multiplicity(d, np.arange(201))
+    trace = th.ntk(np.eye(d)[:1])[0, 0]
+    assert abs(N @ lam - trace) < 2e-3 * trace  # remainder of the k^{-2} tail beyond k = 200
+    assert np.abs(lam[3::2]).max() < 1e-12 * lam[0]
+    K = lambda t: th.ntk(np.eye(d)[:1], np.array([[t, math.sqrt(max(0.0, 1 - t * t))] + [0.0] * (d - 2)]))[0, 0]  # noqa
+    w = lambda t: (1 - t * t) ** ((d - 3) / 2)  # noqa: E731
+    norm = integrate.quad(w, -1, 1)[0]
+    l0 = integrate.quad(lambda t: K(t) * w(t), -1, 1, limit=200)[0] / norm
+    l1 = integrate.quad(lambda t: K(t) * t * w(t), -1, 1, limit=200)[0] / norm  # Funk-Hecke, P_1(t) = t
+    assert math.isclose(lam[0], l0, rel_tol=1e-6) and math.isclose(lam[1], l1, rel_tol=1e-6)
+    assert th.harmonic_multiplicity(3, np.array([0, 1, 2, 5])).tolist() == [1, 3, 5, 11]
+    assert th.harmonic_multiplicity(5, np.array([1, 2])).tolist() == [5, 14]
+
+
+def test_eigenlearning_tends_to_asymptotic_exponent():
+    """The eigenlearning curve's local slope approaches beta_lazy = 2d/(d-1) from above (d = 5)."""
+    Ps = np.array([1e3, 2e3, 4e3, 8e3])
+    e = th.lazy_learning_curve(5, Ps)
+    slopes = -np.diff(np.log(e)) / np.diff(np.log(Ps))
+    assert np.all(np.diff(slopes) < 0) and abs(slopes[-1] - 2.5) < 0.06
+    with pytest.raises(ValueError, match="kind"):
+        th.mercer_eigenvalues("rbf", 3)

@@ -1,0 +1,431 @@
+r"""Spherical model: kernels and generalization exponents of a one-hidden-layer ReLU network.
+
+Set-up (Petrini, Cagnetta, Vanden-Eijnden, Wyart, NeurIPS 2022, "Learning sparse features can lead to overfitting
+in neural networks", arXiv:2206.12314): inputs x uniform on the unit sphere S^{d-1}, a target of smoothness
+``nu_t`` (|f*(x) - f*(y)| ~ |x-y|^{nu_t}; ``nu_t = oo`` for the constant target), and the network
+
+.. math::  f(x) = \frac{1}{h} \sum_{i=1}^h \beta_i \, \sigma(w_i\cdot x + b_i), \qquad \sigma(z) = \max(0, z).
+
+Conventions used throughout the package (they fix every constant below):
+
+* Write ``u = x`` (no bias) or ``u = (x, 1)`` (bias) and ``D = dim(u)``.  At initialisation ``(w_i, b_i)`` is
+  uniform on the unit sphere S^{D-1} (rotation symmetric, the paper's "unitary" init) and ``beta_i = +-1`` in
+  *symmetric pairs* (neuron ``i + h/2`` copies ``(w_i, b_i)`` with ``-beta_i``), so the initial function is exactly 0.
+* alpha-trick (Chizat & Bach 2019; Geiger et al. 2020): the trained output is ``F = alpha (f - f_0)`` with loss
+  ``(1/(2 alpha^2 P)) sum_mu (F(x_mu) - y_mu)^2`` and learning rate ``eta * h``.  Then
+  ``dF/dt = -(eta/P) sum_mu Theta_h(x, x_mu) (F(x_mu) - y_mu)`` with the empirical NTK
+  ``Theta_h(x, x') = (1/h) sum_i [ sigma(z_i) sigma(z'_i) + beta_i^2 sigma'(z_i) sigma'(z'_i) u.u' ]``, which at
+  ``h -> oo`` tends to the analytic NTK ``Theta`` of :func:`ntk`.  ``alpha -> oo`` is the lazy (kernel) regime,
+  ``alpha -> 0`` the feature regime.
+
+Everything here is exact (sympy) or a closed-form evaluation; nothing is sampled.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+import sympy as sp
+
+__all__ = [
+    "phi", "t", "eps",
+    "arccos_kernel", "relu_kernels", "ntk_expr", "rf_kernel_expr",
+    "ntk", "rf_kernel", "kernel_singularity_exponent", "kernel_smoothness",
+    "teacher_smoothness", "eigenvalue_decay",
+    "beta_kernel", "beta_lazy", "beta_feature", "derive_feature_exponent", "derive_kernel_exponent",
+    "predicted_atoms", "rotation_stability_prediction", "ExponentTable", "exponent_table",
+    "harmonic_multiplicity", "mercer_eigenvalues", "eigenlearning_curve", "lazy_learning_curve",
+]
+
+phi = sp.Symbol("phi", nonnegative=True)       # angle between u and u'
+t = sp.Symbol("t", real=True)                  # cosine of that angle
+eps = sp.Symbol("epsilon", positive=True)      # 1 - t, distance to the diagonal
+_r = sp.Symbol("r", positive=True)
+_psi = sp.Symbol("psi", real=True)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# arc-cosine kernels, derived
+# ----------------------------------------------------------------------------------------------------------------
+@lru_cache(maxsize=None)
+def arccos_kernel(n: int) -> sp.Expr:
+    r"""Arc-cosine kernel of degree ``n`` (Cho & Saul 2009), derived by integration.
+
+    ``k_n(phi) = E_{g ~ N(0, I)}[ Theta(g.e) Theta(g.e') (g.e)^n (g.e')^n ]`` for unit vectors ``e, e'`` at angle
+    ``phi``.  Only the 2-plane spanned by ``e, e'`` matters; in polar coordinates ``g = r (cos psi, sin psi)`` with
+    ``e = (1, 0)``, ``e' = (cos phi, sin phi)``, both ``g.e > 0`` and ``g.e' > 0`` hold for
+    ``psi in (phi - pi/2, pi/2)``, so
+
+    .. math:: k_n(\phi) = \frac{1}{2\pi}\int_0^\infty r^{2n+1} e^{-r^2/2}\,dr
+              \int_{\phi-\pi/2}^{\pi/2} \cos^n\psi\,\cos^n(\psi-\phi)\,d\psi .
+
+    ``k_0 = (pi - phi)/(2 pi)`` (= E[sigma' sigma'] for ReLU) and
+    ``k_1 = (sin phi + (pi - phi) cos phi)/(2 pi)`` (= E[sigma sigma]).
+    """
+    if not isinstance(n, int) or n < 0:
+        raise ValueError(f"n must be a non-negative integer, got {n!r}")
+    radial = sp.integrate(_r ** (2 * n + 1) * sp.exp(-_r**2 / 2), (_r, 0, sp.oo))
+    angular = sp.integrate(sp.expand_trig(sp.cos(_psi) ** n * sp.cos(_psi - phi) ** n),
+                           (_psi, phi - sp.pi / 2, sp.pi / 2))
+    return sp.simplify(sp.trigsimp(radial * angular / (2 * sp.pi)))
+
+
+def relu_kernels() -> tuple[sp.Expr, sp.Expr]:
+    """``(E[sigma'(g.e) sigma'(g.e')], E[sigma(g.e) sigma(g.e')])`` for Gaussian ``g``: ``(k_0, k_1)`` of
+    :func:`arccos_kernel`."""
+    return arccos_kernel(0), arccos_kernel(1)
+
+
+def ntk_expr(D: int | sp.Symbol | None = None, beta2: sp.Expr = sp.Integer(1)) -> sp.Expr:
+    r"""Analytic NTK for *unit* ``u, u'`` at angle ``phi``, first-layer weights uniform on S^{D-1}.
+
+    For ``theta`` uniform on S^{D-1} and 1-homogeneous sigma, ``E_theta[sigma(theta.u) sigma(theta.u')] =
+    E_g[...]/D`` (since ``g = |g| theta`` with ``E|g|^2 = D`` independent of ``theta``) while the 0-homogeneous
+    ``sigma'`` is unaffected.  Hence (gradients w.r.t. ``beta`` then ``w`` and ``b``)
+
+    .. math:: \Theta(\phi) = \frac{k_1(\phi)}{D} + E[\beta^2]\, \cos\phi\; k_0(\phi).
+
+    For general ``u``: ``Theta(u, u') = |u||u'| Theta(phi)`` (both terms are 2-homogeneous).
+    """
+    D = sp.Symbol("D", positive=True) if D is None else sp.sympify(D)
+    k0, k1 = relu_kernels()
+    return k1 / D + beta2 * sp.cos(phi) * k0
+
+
+def rf_kernel_expr(D: int | sp.Symbol | None = None) -> sp.Expr:
+    """Random-feature kernel (only ``beta`` trained): ``k_1(phi)/D`` for unit ``u, u'``."""
+    D = sp.Symbol("D", positive=True) if D is None else sp.sympify(D)
+    return relu_kernels()[1] / D
+
+
+@lru_cache(maxsize=None)
+def _numeric(kind: str):
+    k0, k1 = relu_kernels()
+    f0 = sp.lambdify(phi, k0, "numpy")
+    f1 = sp.lambdify(phi, k1, "numpy")
+    return f0, f1
+
+
+def _augment(x: np.ndarray, bias: bool) -> np.ndarray:
+    x = np.asarray(x, dtype=np.float64)
+    if x.ndim != 2:
+        raise ValueError(f"x must have shape (P, d), got {x.shape}")
+    return np.concatenate([x, np.ones((x.shape[0], 1))], axis=1) if bias else x
+
+
+def _angles(u1: np.ndarray, u2: np.ndarray):
+    n1 = np.linalg.norm(u1, axis=1)
+    n2 = np.linalg.norm(u2, axis=1)
+    denom = np.outer(n1, n2)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        c = np.where(denom > 0, (u1 @ u2.T) / np.where(denom > 0, denom, 1.0), 1.0)
+    return np.arccos(np.clip(c, -1.0, 1.0)), denom, c
+
+
+def ntk(x1: np.ndarray, x2: np.ndarray | None = None, *, bias: bool = False, beta2: float = 1.0) -> np.ndarray:
+    r"""Gram matrix of the analytic NTK (:func:`ntk_expr`) between rows of ``x1`` and ``x2``.
+
+    ``Theta(x, x') = |u||u'| [ k_1(phi)/D + beta2 cos(phi) k_0(phi) ]``, ``u = x`` or ``(x, 1)``.
+    """
+    u1 = _augment(x1, bias)
+    u2 = u1 if x2 is None else _augment(x2, bias)
+    if u1.shape[1] != u2.shape[1]:
+        raise ValueError("x1 and x2 must have the same dimension d")
+    if beta2 < 0:
+        raise ValueError(f"beta2 must be >= 0, got {beta2}")
+    D = u1.shape[1]
+    f0, f1 = _numeric("relu")
+    ang, nrm, c = _angles(u1, u2)
+    return nrm * (f1(ang) / D + beta2 * c * f0(ang))
+
+
+def rf_kernel(x1: np.ndarray, x2: np.ndarray | None = None, *, bias: bool = False) -> np.ndarray:
+    """Gram matrix of the random-feature kernel ``|u||u'| k_1(phi)/D``."""
+    u1 = _augment(x1, bias)
+    u2 = u1 if x2 is None else _augment(x2, bias)
+    D = u1.shape[1]
+    _, f1 = _numeric("relu")
+    ang, nrm, _ = _angles(u1, u2)
+    return nrm * f1(ang) / D
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# smoothness and spectra
+# ----------------------------------------------------------------------------------------------------------------
+def kernel_singularity_exponent(expr: sp.Expr, order: int = 4) -> sp.Rational:
+    r"""Leading non-analytic power ``nu`` of a dot-product kernel at the diagonal.
+
+    ``expr`` is a function of ``phi``; we substitute ``phi = arccos(1 - eps)`` and expand in ``eps``: the analytic
+    part has integer powers, the first half-integer power ``eps^nu`` is the singularity that sets the large-degree
+    decay of the Mercer eigenvalues on S^{d-1}, ``lambda_k ~ k^{-(d-1) - 2 nu}`` (standard Tauberian/Funk-Hecke
+    argument: a ``(1-t)^nu`` singularity of ``k(t)`` gives Gegenbauer coefficients ``~ k^{-(d-1)-2nu}``).
+    """
+    e = sp.expand(sp.series(expr.subs(phi, sp.acos(1 - eps)), eps, 0, order).removeO())
+    powers = []
+    for term in sp.Add.make_args(e):
+        coeff, power = term.as_coeff_exponent(eps)
+        if coeff != 0 and not sp.sympify(power).is_integer:
+            powers.append(sp.nsimplify(power))
+    if not powers:
+        raise ValueError("no non-analytic term found up to the requested order; increase `order`")
+    return min(powers)
+
+
+@lru_cache(maxsize=None)
+def kernel_smoothness(kind: str = "ntk") -> sp.Rational:
+    """``nu_K`` of the NTK (1/2) or of the random-feature kernel (3/2), from :func:`kernel_singularity_exponent`."""
+    if kind == "ntk":
+        return kernel_singularity_exponent(ntk_expr(3))
+    if kind in ("rf", "rfk"):
+        return kernel_singularity_exponent(rf_kernel_expr(3))
+    raise ValueError(f"kind must be 'ntk' or 'rf', got {kind!r}")
+
+
+def teacher_smoothness(a: float) -> float:
+    r"""Smoothness ``nu_t = a + 1/2`` of the Gaussian random field made by a wide teacher with ridges
+    ``sigma(theta.x)^a`` (ReLU power ``a``, random signs).
+
+    A ridge whose profile has a ``t^a Theta(t)`` singularity on a hypersurface of S^{d-1} has Fourier amplitude
+    ``~ k^{-(a+1)}`` across it, i.e. power ``k^{-2a-2}`` per degree-k shell; dividing by the multiplicity
+    ``N_k ~ k^{d-2}`` gives covariance eigenvalues ``k^{-(d-1) - 2(a + 1/2)}``.  (``a = 1``: ReLU ridges.)
+    """
+    if not (a >= 0 and math.isfinite(a)):
+        raise ValueError(f"a must be a finite number >= 0, got {a}")
+    return a + 0.5
+
+
+def eigenvalue_decay(d: int, nu: float) -> float:
+    """Exponent ``alpha`` of ``lambda_k ~ k^{-alpha}`` on S^{d-1} for smoothness ``nu``: ``alpha = d - 1 + 2 nu``."""
+    _check_d(d)
+    return (d - 1) + 2 * nu
+
+
+def _check_d(d) -> None:
+    if not isinstance(d, (int, np.integer)) or d < 2:
+        raise ValueError(f"d must be an integer >= 2, got {d!r}")
+
+
+def _check_nu(nu_t) -> sp.Expr:
+    v = sp.oo if (nu_t is None or nu_t == math.inf or nu_t == sp.oo) else sp.nsimplify(nu_t)
+    if v != sp.oo and not (v > 0):
+        raise ValueError(f"nu_t (target smoothness) must be > 0 or inf, got {nu_t!r}")
+    return v
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# generalization exponents  eps(P) ~ P^{-beta}
+# ----------------------------------------------------------------------------------------------------------------
+@lru_cache(maxsize=None)
+def derive_kernel_exponent() -> sp.Expr:
+    r"""Spectral-bias ansatz for ridgeless kernel regression (Spigler, Geiger, Wyart 2020; Bordelon et al. 2020).
+
+    With P points the modes below ``k_c ~ P^{1/(d-1)}`` are learnt.  The error is the larger of (i) the target
+    power above ``k_c``: ``sum_{k>k_c} k^{d-2} k^{-(d-1)-2 nu_t} ~ k_c^{-2 nu_t}``, and (ii) the aliasing floor of
+    the kernel interpolant, which for a smooth target scales like the squared kernel eigenvalue ratio,
+    ``~ k_c^{-2 (d-1) - 4 nu_K}``.  Returns ``beta`` as a sympy expression in ``d, nu_t, nu_K``.
+    """
+    d, nt, nk, kc, P = sp.symbols("d nu_t nu_K k_c P", positive=True)
+    # (i) target tail: integrate k^{d-2} * k^{-(d-1)-2nu_t} from k_c to oo  (nu_t > 0)
+    k = sp.Symbol("k", positive=True)
+    tail = sp.integrate(k ** (-1 - 2 * nt), (k, kc, sp.oo), conds="none")
+    floor = kc ** (-2 * (d - 1) - 4 * nk)
+    kcP = P ** (1 / (d - 1))
+    b_tail = -sp.simplify(sp.expand_log(sp.log(sp.powsimp(tail.subs(kc, kcP) * 2 * nt, force=True)), force=True)
+                          / sp.log(P))
+    b_floor = -sp.simplify(sp.expand_log(sp.log(sp.powsimp(floor.subs(kc, kcP), force=True)), force=True)
+                           / sp.log(P))
+    return sp.Min(sp.simplify(b_tail), sp.simplify(b_floor))
+
+
+@lru_cache(maxsize=None)
+def derive_feature_exponent() -> sp.Expr:
+    r"""Heuristic for the feature (min-L1 / sparse) predictor (reconstruction of Petrini et al. 2022, see notes).
+
+    The predictor is ``sum_{a=1}^{n_A} c_a sigma(theta_a.x)`` with ``n_A ~ P`` atoms of weight ``c_a ~ 1/n_A``.
+    Modes below ``k_c ~ P^{1/(d-1)}`` are pinned by the data; above it the ``n_A`` kinks add incoherently.  One ReLU
+    ridge carries power ``~ k^{-4}`` per degree shell (a kink: amplitude ``k^{-2}`` across the hypersurface), so the
+    spurious power is ``n_A c^2 int_{k_c}^oo k^{-4} dk ~ P^{-1} k_c^{-3}``; adding the unlearnable target tail
+    ``k_c^{-2 nu_t}`` gives ``beta_FL = min(2 nu_t, d + 2)/(d - 1)``.
+    """
+    d, nt, P, kc = sp.symbols("d nu_t P k_c", positive=True)
+    k = sp.Symbol("k", positive=True)
+    nA = P
+    c = 1 / nA
+    spurious = nA * c**2 * sp.integrate(k ** -4, (k, kc, sp.oo))
+    kcP = P ** (1 / (d - 1))
+    b_sp = -sp.simplify(sp.expand_log(sp.log(3 * spurious.subs(kc, kcP)), force=True) / sp.log(P))
+    b_tail = 2 * nt / (d - 1)
+    return sp.Min(b_tail, sp.simplify(b_sp))
+
+
+def beta_kernel(d: int, nu_t=math.inf, kind: str = "ntk") -> sp.Expr:
+    """``beta_K = min(2 nu_t, 2(d-1) + 4 nu_K)/(d-1)``; NTK: ``min(2 nu_t, 2d)/(d-1)``, RF: ``min(2 nu_t, 2d+4)/(d-1)``."""
+    _check_d(d)
+    nu = _check_nu(nu_t)
+    nk = kernel_smoothness(kind)
+    return sp.nsimplify(sp.Min(2 * nu, 2 * (d - 1) + 4 * nk) / (d - 1))
+
+
+def beta_lazy(d: int, nu_t=math.inf) -> sp.Expr:
+    """Lazy regime (alpha -> oo) = NTK kernel regression: :func:`beta_kernel` with ``kind='ntk'``."""
+    return beta_kernel(d, nu_t, "ntk")
+
+
+def beta_feature(d: int, nu_t=math.inf) -> sp.Expr:
+    """Feature regime (min-L1 sparse interpolant): ``beta_FL = min(2 nu_t, d + 2)/(d - 1)``; constant target:
+    ``1 + 3/(d-1)``.  For ``nu_t < (d+2)/2`` it coincides with the kernel exponent ``2 nu_t/(d-1)``."""
+    _check_d(d)
+    nu = _check_nu(nu_t)
+    return sp.nsimplify(sp.Min(2 * nu, d + 2) / (d - 1))
+
+
+def predicted_atoms(P: int, regime: str, h: int | None = None) -> dict:
+    """Predicted number of distinct weight directions (atoms) after training.
+
+    * feature: the min-L1 interpolant is a vertex of an LP with ``P`` equality constraints, so at most ``P`` atoms
+      carry weight; the count grows linearly, ``n_A = c P`` with ``c <= 1`` (``exponent = 1``), independent of h.
+    * lazy: weights move by O(1/alpha), no condensation: every neuron (``h``, or ``h/2`` symmetric pairs) is its own
+      direction; infinitely many for the kernel limit.
+    """
+    if not isinstance(P, (int, np.integer)) or P < 1:
+        raise ValueError(f"P must be a positive integer, got {P!r}")
+    if regime == "feature":
+        return {"upper_bound": int(P), "exponent": 1.0, "depends_on_h": False}
+    if regime == "lazy":
+        n = math.inf if h is None else h // 2
+        return {"upper_bound": n, "exponent": 0.0, "depends_on_h": True}
+    raise ValueError(f"regime must be 'feature' or 'lazy', got {regime!r}")
+
+
+def rotation_stability_prediction(var_f: float, corr: float = 0.0) -> float:
+    r"""``S = <|f(x) - f(R x)|^2> = 2 (Var f - Cov(f(x), f(Rx)))`` for x uniform (R x is uniform too).
+
+    For a rotation-invariant target the predictor's fluctuation is pure error, so for rotations larger than the
+    error's correlation length (the data spacing ``P^{-1/(d-1)}``) ``S -> 2 Var_x[f] <= 2 eps``: each regime's S
+    scales like its test error, ``S ~ P^{-beta}``, and ``S_feature / S_lazy ~ P^{beta_lazy - beta_feature}`` grows.
+    """
+    if var_f < 0:
+        raise ValueError(f"var_f must be >= 0, got {var_f}")
+    return 2.0 * (var_f - corr)
+
+
+@dataclass(frozen=True)
+class ExponentTable:
+    d: int
+    nu_t: float
+    beta_lazy: float
+    beta_feature: float
+    beta_rf: float
+
+    def as_dict(self) -> dict:
+        return {k: (None if v == math.inf else v) for k, v in self.__dict__.items()}
+
+
+def exponent_table(d: int, nu_t=math.inf) -> ExponentTable:
+    """Numeric summary of the predicted exponents for dimension ``d`` and target smoothness ``nu_t``."""
+    return ExponentTable(d=d, nu_t=float(nu_t), beta_lazy=float(beta_lazy(d, nu_t)),
+                         beta_feature=float(beta_feature(d, nu_t)), beta_rf=float(beta_kernel(d, nu_t, "rf")))
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# finite-P learning curves of kernel regression (eigenlearning)
+# ----------------------------------------------------------------------------------------------------------------
+def _sphere_ratio(d: int) -> float:
+    """|S^{d-2}| / |S^{d-1}| = Gamma(d/2) / (sqrt(pi) Gamma((d-1)/2))."""
+    return math.exp(math.lgamma(d / 2) - 0.5 * math.log(math.pi) - math.lgamma((d - 1) / 2))
+
+
+def harmonic_multiplicity(d: int, k: np.ndarray) -> np.ndarray:
+    """Number of degree-k spherical harmonics on S^{d-1}: ``N(d,k) = (2k+d-2)/k * binom(k+d-3, k-1)``, N(d,0) = 1."""
+    _check_d(d)
+    k = np.asarray(k, dtype=np.float64)
+    from scipy.special import gammaln
+    with np.errstate(divide="ignore", invalid="ignore"):
+        n = (2 * k + d - 2) / np.maximum(k, 1) * np.exp(gammaln(k + d - 2) - gammaln(k) - gammaln(d - 1))
+    return np.where(k == 0, 1.0, np.rint(n))
+
+
+def mercer_eigenvalues(kind: str, d: int, kmax: int = 400, *, bias: bool = False) -> np.ndarray:
+    r"""Eigenvalues ``lambda_k`` (k = 0..kmax) of a ReLU dot-product kernel on S^{d-1} with the uniform probability
+    measure, by Funk-Hecke:
+
+    .. math:: \lambda_k = \frac{|S^{d-2}|}{|S^{d-1}|}\int_0^\pi K(\cos\phi)\,
+              \frac{C_k^{(d-2)/2}(\cos\phi)}{C_k^{(d-2)/2}(1)}\,\sin^{d-2}\phi\,d\phi .
+
+    The arc-cosine kernels are analytic in ``phi`` (their singularity is in ``t = cos phi`` only), so Gauss-Legendre
+    quadrature in ``phi`` converges spectrally.  ``kind``: ``"ntk"`` or ``"rf"`` (bias-free, unit inputs).
+    """
+    _check_d(d)
+    if kind not in ("ntk", "rf"):
+        raise ValueError(f"kind must be 'ntk' or 'rf', got {kind!r}")
+    if bias:
+        raise ValueError("mercer_eigenvalues: bias=True is not a dot-product kernel on the sphere; use bias=False")
+    from scipy.special import eval_gegenbauer, roots_legendre
+    n = 4 * kmax + 200
+    z, wq = roots_legendre(n)
+    ph = (z + 1) * math.pi / 2
+    wq = wq * math.pi / 2
+    f0, f1 = _numeric("relu")
+    c = np.cos(ph)
+    K = f1(ph) / d + (c * f0(ph) if kind == "ntk" else 0.0)
+    a = (d - 2) / 2
+    w = wq * np.sin(ph) ** (d - 2) * K * _sphere_ratio(d)
+    lam = np.empty(kmax + 1)
+    for k in range(kmax + 1):
+        if d == 2:
+            Pk = np.cos(k * ph)
+        else:
+            Pk = eval_gegenbauer(k, a, c) / eval_gegenbauer(k, a, 1.0)
+        lam[k] = w @ Pk
+    return lam
+
+
+def eigenlearning_curve(P, lam: np.ndarray, mult: np.ndarray, target_power: np.ndarray, *,
+                        trace: float | None = None) -> np.ndarray:
+    r"""Predicted test MSE of ridgeless kernel regression with P uniform points (Bordelon, Canatar, Pehlevan 2020;
+    Simon et al. 2021 "eigenlearning"): with learnabilities ``L_k = lambda_k/(lambda_k + kappa)`` and ``kappa``
+    solving ``sum_k N_k L_k = P``,
+
+    .. math:: \epsilon(P) = \frac{P}{P - \sum_k N_k L_k^2}\sum_k (1 - L_k)^2\, v_k^2 ,
+
+    ``v_k^2`` the target power in degree k (``target_power``).  Modes beyond ``kmax`` enter through the trace
+    remainder ``(trace - sum_k N_k lambda_k)/kappa`` (there ``lambda_k << kappa``).
+    """
+    lam = np.maximum(np.asarray(lam, dtype=np.float64), 0.0)
+    mult = np.asarray(mult, dtype=np.float64)
+    v2 = np.asarray(target_power, dtype=np.float64)
+    rest = 0.0 if trace is None else max(trace - float(mult @ lam), 0.0)
+    out = []
+    for p in np.atleast_1d(P).astype(np.float64):
+        if p < 1:
+            raise ValueError(f"P must be >= 1, got {p}")
+
+        def g(lk):
+            kap = math.exp(lk)
+            return float(mult @ (lam / (lam + kap))) + rest / kap - p
+
+        lo, hi = math.log(1e-300), math.log(1e3 * (lam.max() + rest + 1))
+        for _ in range(200):
+            mid = 0.5 * (lo + hi)
+            if g(mid) > 0:
+                lo = mid
+            else:
+                hi = mid
+        kap = math.exp(0.5 * (lo + hi))
+        L = lam / (lam + kap)
+        e0 = p / (p - float(mult @ L**2))
+        out.append(e0 * float(v2 @ (1 - L) ** 2))
+    return np.array(out)
+
+
+def lazy_learning_curve(d: int, Ps, *, kmax: int = 400) -> np.ndarray:
+    """Eigenlearning prediction of the NTK-regression test MSE for the constant target on S^{d-1} (power only in
+    degree 0); its log-log slope over a finite range of P is the pre-asymptotic exponent, -> ``beta_lazy(d)``."""
+    lam = mercer_eigenvalues("ntk", d, kmax)
+    k = np.arange(kmax + 1)
+    v2 = np.zeros(kmax + 1)
+    v2[0] = 1.0
+    trace = float(ntk(np.eye(d)[:1])[0, 0])
+    return eigenlearning_curve(Ps, lam, harmonic_multiplicity(d, k), v2, trace=trace)

@@ -1,0 +1,653 @@
+r"""Spherical model, trained: lazy vs feature regime of a one-hidden-layer ReLU network (Petrini et al. 2022).
+
+Network (mean-field scaling, alpha-trick; conventions of :mod:`theory.spherical`):
+
+.. math:: f(x) = \frac1h\sum_{i=1}^h \beta_i\,\sigma(w_i\cdot x + b_i),\qquad F(x) = \alpha\,[f(x) - f_0(x)],
+          \qquad L = \frac{1}{2\alpha^2 P}\sum_\mu (F(x_\mu) - y_\mu)^2,
+
+trained by full-batch gradient descent with learning rate ``eta * h``; ``alpha -> oo`` is lazy (kernel regression with
+the NTK of :func:`theory.spherical.ntk`), ``alpha -> 0`` feature learning.  Symmetric initialisation: ``(w_i, b_i)``
+uniform on S^{D-1} and ``beta_i = +-1`` in pairs sharing ``(w_i, b_i)``, so ``f_0 = 0`` and the neuron measure is
+rotation invariant.
+
+* :class:`TwoLayerReLU`, :func:`symmetric_init` -- the model (a ``torch.nn.Module``);
+* :func:`train` -- closed-form gradients (no autograd graph), float64, a fused numba kernel on CPU (one pass over
+  (P, h) per direction, pre-activations recomputed in cache) or torch matmuls on GPU, adaptive step with rejection
+  and stopping rules (train error, stall, max steps / time);
+* :func:`empirical_ntk`, :func:`krr_predict` -- finite-width NTK and the infinite-width lazy limit;
+* :func:`sweep` / :func:`run` / ``python -m verify.spherical --out DIR [--quick]`` -- learning curves of the lazy
+  (NTK regression) and feature (min-L1 interpolant, :func:`numerics.atoms.min_l1_interpolant`) predictors,
+  fitted exponents vs :func:`theory.spherical.beta_lazy` / :func:`theory.spherical.beta_feature`, atoms and
+  rotation stability S.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import pathlib
+import time
+from dataclasses import dataclass, field
+
+import numba as nb
+import numpy as np
+import torch
+
+from numerics.atoms import count_atoms, min_l1_interpolant
+from numerics.fitting import fit_power_law
+from numerics.sphere import make_dataset, sample_sphere
+from theory import spherical as th
+
+__all__ = ["TwoLayerReLU", "symmetric_init", "TrainResult", "train", "empirical_ntk", "krr_predict",
+           "network_atoms", "qmc_sphere", "ntk_check", "lazy_vs_krr", "sweep", "run", "main"]
+
+DTYPE = torch.float64
+
+
+def _check_int(v, name: str, lo: int) -> int:
+    if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < lo:
+        raise ValueError(f"{name} must be an integer >= {lo}, got {v!r}")
+    return int(v)
+
+
+def _check_alpha(alpha) -> float:
+    a = float(alpha)
+    if not (math.isfinite(a) and a > 0):
+        raise ValueError(f"alpha must be a finite number > 0, got {alpha!r}")
+    return a
+
+
+# ------------------------------------------------------------------------------------------------------------------
+# model
+# ------------------------------------------------------------------------------------------------------------------
+class TwoLayerReLU(torch.nn.Module):
+    """``F(x) = alpha (f(x) - f_0(x))``, ``f(x) = (1/h) sum_i beta_i relu(w_i.x + b_i)``.
+
+    ``w`` (h, d), ``b`` (h,) (a zero buffer when ``bias=False``), ``beta`` (h,).  With a symmetric init ``f_0 = 0``
+    identically and is not evaluated; otherwise the initial parameters are kept as buffers.
+    """
+
+    def __init__(self, w: torch.Tensor, b: torch.Tensor | None, beta: torch.Tensor, *, alpha: float = 1.0,
+                 symmetric: bool = False):
+        super().__init__()
+        h, d = w.shape
+        self.alpha = _check_alpha(alpha)
+        self.bias = b is not None
+        self.w = torch.nn.Parameter(w.clone())
+        self.beta = torch.nn.Parameter(beta.clone())
+        if self.bias:
+            self.b = torch.nn.Parameter(b.clone())
+        else:
+            self.register_buffer("b", torch.zeros(h, dtype=w.dtype, device=w.device))
+        self.symmetric = bool(symmetric)
+        if not self.symmetric:
+            self.register_buffer("w0", w.clone())
+            self.register_buffer("b0", self.b.detach().clone())
+            self.register_buffer("beta0", beta.clone())
+
+    @property
+    def h(self) -> int:
+        return self.w.shape[0]
+
+    @property
+    def d(self) -> int:
+        return self.w.shape[1]
+
+    def f(self, x: torch.Tensor) -> torch.Tensor:
+        """Mean-field output ``(1/h) sum_i beta_i relu(w_i.x + b_i)``."""
+        return torch.relu(x @ self.w.T + self.b) @ self.beta / self.h
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = torch.as_tensor(x, dtype=self.w.dtype, device=self.w.device)
+        out = self.f(x)
+        if not self.symmetric:
+            out = out - torch.relu(x @ self.w0.T + self.b0) @ self.beta0 / self.h
+        return self.alpha * out
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        """numpy in, numpy out (no graph)."""
+        with torch.no_grad():
+            return self.forward(torch.as_tensor(np.asarray(x), dtype=self.w.dtype, device=self.w.device)).cpu().numpy()
+
+
+def qmc_sphere(n: int, D: int, *, seed=None) -> np.ndarray:
+    """``n`` quasi-uniform points on S^{D-1}: scrambled Sobol points mapped through the Gaussian quantile, normalised,
+    then a Haar-random rotation -- the distribution is rotation invariant, the empirical measure has lower
+    discrepancy than i.i.d. points (randomised quasi-Monte Carlo)."""
+    import warnings
+
+    from scipy.stats import norm, qmc, special_ortho_group
+    rng = np.random.default_rng(seed)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # Sobol balance warning for n not a power of 2
+        u = qmc.Sobol(D, scramble=True, seed=rng).random(n)
+    g = norm.ppf(np.clip(u, 1e-15, 1 - 1e-15))
+    g /= np.linalg.norm(g, axis=1, keepdims=True)
+    return g @ special_ortho_group.rvs(D, random_state=rng).T
+
+
+def symmetric_init(h: int, d: int, *, alpha: float = 1.0, bias: bool = False, init: str = "random", seed=None,
+                   device: str | torch.device = "cpu") -> TwoLayerReLU:
+    """Symmetric initialisation: ``(w_i, b_i)`` uniform on S^{D-1} (D = d + bias) for ``i < h/2``; neuron
+    ``i + h/2`` has the same ``(w_i, b_i)`` and ``beta = -beta_i``; ``beta_i = +-1`` at random.  ``f_0 = 0``.
+    ``init="random"``: i.i.d. directions; ``"qmc"``: :func:`qmc_sphere` (same law of each direction, smaller
+    finite-h fluctuations of the NTK)."""
+    h = _check_int(h, "h", 2)
+    if h % 2:
+        raise ValueError(f"h must be even for the symmetric initialisation, got {h}")
+    d = _check_int(d, "d", 2)
+    _check_alpha(alpha)
+    if init not in ("random", "qmc"):
+        raise ValueError(f"init must be 'random' or 'qmc', got {init!r}")
+    rng = np.random.default_rng(seed)
+    u = (sample_sphere if init == "random" else qmc_sphere)(h // 2, d + int(bias), seed=rng)
+    s = rng.choice(np.array([-1.0, 1.0]), size=h // 2)
+    u = np.concatenate([u, u])
+    beta = np.concatenate([s, -s])
+    t = lambda a: torch.as_tensor(np.ascontiguousarray(a), dtype=DTYPE, device=device)  # noqa: E731
+    return TwoLayerReLU(t(u[:, :d]), t(u[:, d]) if bias else None, t(beta), alpha=alpha, symmetric=True)
+
+
+# ------------------------------------------------------------------------------------------------------------------
+# closed-form gradients
+# ------------------------------------------------------------------------------------------------------------------
+@nb.njit(parallel=True, cache=True, fastmath=True)
+def _fused_grad(X, WT, b, beta, y, alpha, nblk):  # pragma: no cover - compiled
+    """Loss and gradients of L = sum (alpha f - y)^2 / (2 alpha^2 P) w.r.t. (W^T, b, beta); two passes over the
+    (P, h) pre-activations, recomputed per block of neurons (never stored)."""
+    P, d = X.shape
+    h = WT.shape[1]
+    bs = (h + nblk - 1) // nblk
+    parts = np.zeros((nblk, P))
+    for t in nb.prange(nblk):
+        i0 = t * bs
+        n = min(h, i0 + bs) - i0
+        z = np.empty(n)
+        for mu in range(P):
+            for i in range(n):
+                z[i] = b[i0 + i]
+            for k in range(d):
+                xk = X[mu, k]
+                for i in range(n):
+                    z[i] += WT[k, i0 + i] * xk
+            s = 0.0
+            for i in range(n):
+                s += beta[i0 + i] * max(z[i], 0.0)
+            parts[t, mu] = s
+    f = np.zeros(P)
+    for t in range(nblk):
+        f += parts[t]
+    F = alpha * f / h
+    r = np.empty(P)
+    loss = 0.0
+    for mu in range(P):
+        e = F[mu] - y[mu]
+        loss += e * e
+        r[mu] = e / (alpha * P)
+    loss = loss / (2.0 * alpha * alpha * P)
+    gWT = np.zeros((d, h))
+    gb = np.zeros(h)
+    gbeta = np.zeros(h)
+    for t in nb.prange(nblk):
+        i0 = t * bs
+        n = min(h, i0 + bs) - i0
+        z = np.empty(n)
+        m = np.empty(n)
+        for mu in range(P):
+            rm = r[mu]
+            for i in range(n):
+                z[i] = b[i0 + i]
+            for k in range(d):
+                xk = X[mu, k]
+                for i in range(n):
+                    z[i] += WT[k, i0 + i] * xk
+            for i in range(n):
+                m[i] = rm if z[i] > 0 else 0.0
+                gbeta[i0 + i] += m[i] * z[i]
+                gb[i0 + i] += m[i]
+            for k in range(d):
+                xk = X[mu, k]
+                for i in range(n):
+                    gWT[k, i0 + i] += m[i] * xk
+    for i in range(h):
+        gbeta[i] /= h
+        gb[i] *= beta[i] / h
+        for k in range(d):
+            gWT[k, i] *= beta[i] / h
+    return loss, F, gWT, gb, gbeta
+
+
+def _torch_grad(X, W, b, beta, y, alpha):
+    """Same as :func:`_fused_grad` with torch matmuls (any device)."""
+    P = X.shape[0]
+    h = W.shape[0]
+    Z = torch.addmm(b, X, W.T)
+    A = torch.relu(Z)
+    F = alpha * (A @ beta) / h
+    e = F - y
+    loss = float(e @ e) / (2 * alpha * alpha * P)
+    r = e / (alpha * P)
+    gbeta = A.T @ r / h
+    A.gt_(0).mul_(r[:, None])  # A <- sigma'(Z) * r
+    gW = (A.T @ X) * (beta / h)[:, None]
+    gb = A.sum(0) * beta / h
+    return loss, F, gW, gb, gbeta
+
+
+@dataclass
+class TrainResult:
+    steps: int
+    converged: bool
+    reason: str                  # "loss_tol" | "stall" | "max_steps" | "max_time" | "interrupted"
+    train_error: float           # mean (F - y)^2 / mean y^2 at the end
+    loss: float                  # alpha-trick loss at the end
+    seconds: float
+    rejected: int = 0
+    history: list = field(default_factory=list)   # (step, train_error, lr)
+
+    def as_dict(self) -> dict:
+        return {k: v for k, v in self.__dict__.items()}
+
+
+def train(model: TwoLayerReLU, x, y, *, lr: float = 1.0, max_steps: int = 100_000, loss_tol: float = 1e-6,
+          stall_rtol: float = 1e-4, patience: int = 1000, adaptive: bool = True, lr_max: float | None = None,
+          max_time: float | None = None,
+          backend: str = "auto", threads: int | None = None, progress: bool = False,
+          log_every: int = 100) -> TrainResult:
+    r"""Full-batch gradient descent on the alpha-trick loss with learning rate ``lr * h`` (in place).
+
+    Gradients are closed-form (no autograd): with ``r_mu = (F_mu - y_mu)/(alpha P)``,
+    ``dL/dbeta_i = (1/h) sum_mu r_mu sigma(z_{mu i})``, ``dL/dw_i = (beta_i/h) sum_mu r_mu sigma'(z_{mu i}) x_mu``,
+    ``dL/db_i = (beta_i/h) sum_mu r_mu sigma'(z_{mu i})``.  ``adaptive``: a step that raises the loss is rejected and
+    the rate halved, an accepted step multiplies it by 1.05 up to ``lr_max`` (default ``16 lr``) -- a discretisation
+    of the same gradient flow at the largest stable rate.  Stops when ``train_error = <(F-y)^2>/<y^2> <= loss_tol`` (converged), when the loss fell
+    by less than a fraction ``stall_rtol`` over ``patience`` steps, or at ``max_steps`` / ``max_time`` seconds;
+    Ctrl-C stops cleanly.  ``backend``: ``"numba"`` (CPU, fused), ``"torch"`` (closed form, any device), ``"auto"``.
+    """
+    if not isinstance(model, TwoLayerReLU):
+        raise ValueError("model must be a TwoLayerReLU")
+    if not model.symmetric:
+        raise ValueError("train() needs a symmetric initialisation (f_0 = 0); use symmetric_init")
+    if not (lr > 0 and math.isfinite(lr)):
+        raise ValueError(f"lr must be > 0, got {lr}")
+    _check_int(max_steps, "max_steps", 1)
+    _check_int(patience, "patience", 1)
+    if not loss_tol >= 0:
+        raise ValueError(f"loss_tol must be >= 0, got {loss_tol}")
+    dev = model.w.device
+    if backend == "auto":
+        backend = "numba" if dev.type == "cpu" else "torch"
+    if backend not in ("numba", "torch"):
+        raise ValueError(f"backend must be 'auto', 'numba' or 'torch', got {backend!r}")
+    if backend == "numba" and dev.type != "cpu":
+        raise ValueError("backend='numba' needs the model on the CPU")
+    xn = np.ascontiguousarray(np.asarray(x.detach().cpu() if torch.is_tensor(x) else x, dtype=np.float64))
+    yn = np.ascontiguousarray(np.asarray(y.detach().cpu() if torch.is_tensor(y) else y, dtype=np.float64))
+    if xn.ndim != 2 or xn.shape[1] != model.d or yn.shape != (xn.shape[0],):
+        raise ValueError(f"x must be (P, {model.d}) and y (P,), got {xn.shape}, {yn.shape}")
+    alpha, h = model.alpha, model.h
+    y2 = max(float(np.mean(yn**2)), 1e-300)
+    train_b = model.bias
+
+    if backend == "numba":
+        nthreads = threads or nb.get_num_threads()
+        nblk = max(1, min(nthreads, h // 64 if h >= 64 else 1))
+        with torch.no_grad():
+            p = [model.w.detach().cpu().numpy().T.copy(), model.b.detach().cpu().numpy().copy(),
+                 model.beta.detach().cpu().numpy().copy()]
+
+        def evaluate(q):
+            loss, F, gW, gb, gbeta = _fused_grad(xn, q[0], q[1], q[2], yn, alpha, nblk)
+            return loss, F, [gW, gb, gbeta]
+    else:
+        X = torch.as_tensor(xn, dtype=DTYPE, device=dev)
+        Y = torch.as_tensor(yn, dtype=DTYPE, device=dev)
+        p = [model.w.detach().clone(), model.b.detach().clone(), model.beta.detach().clone()]
+
+        def evaluate(q):
+            loss, F, gW, gb, gbeta = _torch_grad(X, q[0], q[1], q[2], Y, alpha)
+            return loss, F, [gW, gb, gbeta]
+
+    old_threads = nb.get_num_threads()
+    if threads and backend == "numba":
+        nb.set_num_threads(int(threads))
+    t0 = time.perf_counter()
+    eta = lr * h
+    eta_max = (16 * lr if lr_max is None else float(lr_max)) * h
+    loss, F, g = evaluate(p)
+    hist, step, rejected, reason = [], 0, 0, "max_steps"
+    ckpt_loss, ckpt_step = loss, 0
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+        bar = tqdm(total=max_steps, desc=f"train alpha={alpha:g}", leave=False)
+    try:
+        while True:
+            err = 2 * alpha * alpha * loss / y2
+            if step % log_every == 0:
+                hist.append((step, err, eta / h))
+                if bar is not None:
+                    bar.n = step
+                    bar.set_postfix(err=f"{err:.2e}", lr=f"{eta / h:.2g}")
+            if err <= loss_tol:
+                reason = "loss_tol"
+                break
+            if step >= max_steps:
+                reason = "max_steps"
+                break
+            if max_time is not None and time.perf_counter() - t0 > max_time:
+                reason = "max_time"
+                break
+            if step - ckpt_step >= patience:
+                if loss > (1 - stall_rtol) * ckpt_loss:
+                    reason = "stall"
+                    break
+                ckpt_loss, ckpt_step = loss, step
+            q = [p[0] - eta * g[0], p[1] - eta * g[1] if train_b else p[1], p[2] - eta * g[2]]
+            new = evaluate(q)
+            if adaptive and not (new[0] <= loss):
+                eta *= 0.5
+                rejected += 1
+                if eta < 1e-12 * lr * h:
+                    reason = "stall"
+                    break
+                continue
+            p, (loss, F, g) = q, new
+            step += 1
+            if adaptive:
+                eta = min(eta * 1.05, eta_max)
+    except KeyboardInterrupt:
+        reason = "interrupted"
+    finally:
+        if bar is not None:
+            bar.close()
+        if threads and backend == "numba":
+            nb.set_num_threads(old_threads)
+    with torch.no_grad():
+        if backend == "numba":
+            model.w.copy_(torch.as_tensor(p[0].T))
+            model.b.copy_(torch.as_tensor(p[1]))
+            model.beta.copy_(torch.as_tensor(p[2]))
+        else:
+            model.w.copy_(p[0])
+            model.b.copy_(p[1])
+            model.beta.copy_(p[2])
+    err = 2 * alpha * alpha * loss / y2
+    hist.append((step, err, eta / h))
+    return TrainResult(steps=step, converged=reason == "loss_tol", reason=reason, train_error=float(err),
+                       loss=float(loss), seconds=time.perf_counter() - t0, rejected=rejected, history=hist)
+
+
+# ------------------------------------------------------------------------------------------------------------------
+# kernels
+# ------------------------------------------------------------------------------------------------------------------
+def empirical_ntk(model: TwoLayerReLU, x1, x2=None) -> np.ndarray:
+    r"""Finite-width NTK in the normalisation of :func:`theory.spherical.ntk`:
+    ``Theta_h(x, x') = (1/h) sum_i [sigma(z_i) sigma(z'_i) + beta_i^2 sigma'(z_i) sigma'(z'_i) u.u']``
+    (``u = (x, 1)`` when the bias is trained) -- equal to ``h <grad f(x), grad f(x')>``."""
+    with torch.no_grad():
+        X1 = torch.as_tensor(np.asarray(x1), dtype=DTYPE, device=model.w.device)
+        X2 = X1 if x2 is None else torch.as_tensor(np.asarray(x2), dtype=DTYPE, device=model.w.device)
+        Z1 = X1 @ model.w.T + model.b
+        Z2 = X2 @ model.w.T + model.b
+        A = torch.relu(Z1) @ torch.relu(Z2).T
+        G = ((Z1 > 0).to(DTYPE) * model.beta**2) @ (Z2 > 0).to(DTYPE).T
+        U = X1 @ X2.T + (1.0 if model.bias else 0.0)
+        return ((A + G * U) / model.h).cpu().numpy()
+
+
+def krr_predict(x_train, y_train, x_test, *, kernel: str = "ntk", ridge: float = 0.0, bias: bool = False) -> np.ndarray:
+    """Kernel (ridge) regression ``k(x, X) (K + ridge * mean(diag K) I)^{-1} y`` with the analytic NTK or
+    random-feature kernel of :mod:`theory.spherical`; ``ridge = 0`` is the interpolating lazy limit of training."""
+    if kernel not in ("ntk", "rf"):
+        raise ValueError(f"kernel must be 'ntk' or 'rf', got {kernel!r}")
+    if not ridge >= 0:
+        raise ValueError(f"ridge must be >= 0, got {ridge}")
+    kf = th.ntk if kernel == "ntk" else th.rf_kernel
+    K = kf(x_train, bias=bias)
+    if ridge > 0:
+        K = K + ridge * np.mean(np.diag(K)) * np.eye(K.shape[0])
+    a = np.linalg.solve(K, np.asarray(y_train, dtype=np.float64))
+    return kf(x_test, x_train, bias=bias) @ a
+
+
+def network_atoms(model: TwoLayerReLU, x, *, rel_tol: float = 1e-2):
+    """Atoms of a trained network: sign-pattern groups on ``x`` of the neurons, weight ``|sum beta_i |u_i||``
+    (with ``u_i = (w_i, b_i)``; sigma is 1-homogeneous), see :func:`numerics.atoms.count_atoms`."""
+    with torch.no_grad():
+        U = torch.cat([model.w, model.b[:, None]], 1) if model.bias else model.w
+        U = U.cpu().numpy()
+        beta = model.beta.cpu().numpy()
+    xx = np.asarray(x, dtype=np.float64)
+    if model.bias:
+        xx = np.concatenate([xx, np.ones((xx.shape[0], 1))], 1)
+    return count_atoms(U, beta * np.linalg.norm(U, axis=1), x=xx, rel_tol=rel_tol)
+
+
+# ------------------------------------------------------------------------------------------------------------------
+# the experiment
+# ------------------------------------------------------------------------------------------------------------------
+SIZES = {
+    # d values, training-set sizes, seeds, test points, dictionary factor, rotation angle, rotation test points
+    "full": dict(ds=(3, 5), Ps=(64, 128, 256, 512, 1024, 2048), seeds=3, P_test=4000, dict_factor=4),
+    "quick": dict(ds=(3, 5), Ps=(64, 128, 256, 512), seeds=2, P_test=2000, dict_factor=4),
+    "tiny": dict(ds=(3,), Ps=(32, 64, 128), seeds=2, P_test=500, dict_factor=4),
+}
+
+
+def _rotation_S(fn, x, theta, seed):
+    from numerics.stability import rotation_stability
+    return rotation_stability(fn, x, theta, n_rotations=2, errors="se", seed=seed)
+
+
+def sweep(*, ds=(3, 5), Ps=(64, 128, 256, 512, 1024, 2048), seeds: int = 3, P_test: int = 4000,
+          dict_factor: float = 4, target: str = "constant", smoothness: float | None = None,
+          theta: float = 0.5, refine: int = 0, seed: int = 0, progress: bool = True) -> dict:
+    r"""Learning curves of the lazy (ridgeless NTK regression) and feature (min-L1 interpolant over a dictionary of
+    ``dict_factor * P`` uniform directions = the L1-trained network of that width at ``lambda -> 0+``) predictors.
+
+    Per (d, P, seed): test MSE, rotation stability S (angle ``theta``, :func:`numerics.stability.rotation_stability`),
+    feature atoms (sign-pattern groups) vs the lazy count (the min-L2 interpolant on the same dictionary, a finite
+    version of the random-feature limit, uses every direction).  Exponents fitted per (d, regime).  ``refine``:
+    column-generation rounds towards the continuous (moving-neuron) min-L1 problem, see
+    :func:`numerics.atoms.min_l1_interpolant` (slower; same exponent, ~2x larger error in our checks).
+    """
+    for d in ds:
+        _check_int(d, "d", 2)
+    for P in Ps:
+        _check_int(P, "P", 2)
+    _check_int(seeds, "seeds", 1)
+    if not dict_factor >= 1:
+        raise ValueError(f"dict_factor must be >= 1, got {dict_factor}")
+    nu = math.inf if target != "grf" else float(smoothness)
+    recs = []
+    it = [(d, P, s) for d in ds for P in Ps for s in range(seeds)]
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+        bar = tqdm(total=len(it), desc="spherical sweep")
+    t0 = time.perf_counter()
+    for d, P, s in it:
+        ss = np.random.SeedSequence([seed, d, P, s])
+        rd, rdict, rrot = [np.random.default_rng(c) for c in ss.spawn(3)]
+        D = make_dataset(P, d, target=target, smoothness=smoothness, P_test=P_test, seed=rd)
+        dirs = sample_sphere(int(dict_factor * P), d, seed=rdict)
+        t1 = time.perf_counter()
+        sol = min_l1_interpolant(D.x, D.y, dirs, refine=refine, seed=rdict)
+        tf = time.perf_counter() - t1
+        K = th.ntk(D.x)
+        a = np.linalg.solve(K, D.y)
+        lazy = lambda z, a=a, X=D.x: th.ntk(np.asarray(z), X) @ a  # noqa: E731
+        pf, pl = sol(D.x_test), lazy(D.x_test)
+        ef, el = float(np.mean((pf - D.y_test) ** 2)), float(np.mean((pl - D.y_test) ** 2))
+        xs = D.x_test[: min(1000, P_test)]
+        Sf = _rotation_S(sol, xs, theta, rrot)
+        Sl = _rotation_S(lazy, xs, theta, rrot)
+        atoms_f = count_atoms(sol.directions, sol.coef, x=D.x)
+        Phi = np.maximum(D.x @ dirs.T, 0)
+        c2 = Phi.T @ np.linalg.lstsq(Phi @ Phi.T, D.y, rcond=None)[0]  # min-L2 interpolant on the same dictionary
+        atoms_l = count_atoms(dirs, c2, x=D.x)
+        recs.append(dict(d=d, P=P, seed=s, err_feature=ef, err_lazy=el, var_feature=float(np.var(pf)),
+                         var_lazy=float(np.var(pl)), S_feature=Sf.value, S_feature_se=Sf.se, S_lazy=Sl.value,
+                         S_lazy_se=Sl.se, atoms_feature=atoms_f.n_atoms, atoms_feature_eff=atoms_f.n_effective,
+                         atoms_l2=atoms_l.n_atoms, dictionary=int(dict_factor * P), l1=sol.l1,
+                         vertex=sol.vertex, lp_seconds=tf))
+        if bar is not None:
+            bar.update(1)
+            bar.set_postfix(d=d, P=P)
+    if bar is not None:
+        bar.close()
+    fits = {}
+    for d in ds:
+        for reg, key in (("lazy", "err_lazy"), ("feature", "err_feature")):
+            E = np.array([[r[key] for r in recs if r["d"] == d and r["P"] == P] for P in Ps])
+            fit = fit_power_law(Ps, E)
+            pred = float(th.beta_lazy(d, nu) if reg == "lazy" else th.beta_feature(d, nu))
+            S = np.array([[r["S_" + reg] for r in recs if r["d"] == d and r["P"] == P] for P in Ps])
+            fits[f"d{d}_{reg}"] = dict(d=d, regime=reg, predicted=pred, fit=fit.as_dict(),
+                                       S_fit=fit_power_law(Ps, S).as_dict())
+            if reg == "lazy" and target == "constant":
+                curve = th.lazy_learning_curve(d, np.array(Ps, dtype=float))
+                fits[f"d{d}_{reg}"]["eigenlearning_curve"] = curve.tolist()
+                fits[f"d{d}_{reg}"]["predicted_finite_P"] = fit_power_law(Ps, curve).exponent
+    return dict(records=recs, fits=fits, ds=list(ds), Ps=list(Ps), seeds=seeds, target=target, refine=refine,
+                smoothness=None if nu == math.inf else nu, theta=theta, dict_factor=dict_factor,
+                seconds=time.perf_counter() - t0)
+
+
+def ntk_check(*, d: int = 3, h: int = 10_000, n: int = 20, init: str = "qmc", bias: bool = False,
+              seed: int = 0, device: str = "cpu") -> dict:
+    """Relative Frobenius distance between the empirical NTK of a width-h symmetric network and the analytic one."""
+    x = sample_sphere(n, d, seed=seed)
+    m = symmetric_init(h, d, init=init, bias=bias, seed=seed + 1, device=device)
+    Ke, Ka = empirical_ntk(m, x), th.ntk(x, bias=bias)
+    return dict(d=d, h=h, n=n, init=init, bias=bias, rel_err=float(np.linalg.norm(Ke - Ka) / np.linalg.norm(Ka)))
+
+
+def lazy_vs_krr(*, d: int = 3, P: int = 32, h: int = 4000, alpha: float = 1e3, seed: int = 0,
+                target: str = "grf", smoothness: float = 1.5, P_test: int = 500, device: str = "cpu") -> dict:
+    """Train a symmetric network at large ``alpha`` and compare its test predictions with ridgeless NTK regression.
+    Returns the relative L2 distance between the two predictors and between each and the target."""
+    D = make_dataset(P, d, target=target, smoothness=smoothness if target == "grf" else None, P_test=P_test,
+                     teacher_width=20_000, seed=seed)
+    m = symmetric_init(h, d, alpha=alpha, seed=seed + 1, device=device)
+    res = train(m, D.x, D.y, lr=2.0, max_steps=20_000, loss_tol=1e-10, patience=2000)
+    pn = m.predict(D.x_test)
+    pk = krr_predict(D.x, D.y, D.x_test)
+    return dict(d=d, P=P, h=h, alpha=alpha, train=res.as_dict() | {"history": None},
+                rel_diff=float(np.linalg.norm(pn - pk) / np.linalg.norm(pk)),
+                err_net=float(np.mean((pn - D.y_test) ** 2)), err_krr=float(np.mean((pk - D.y_test) ** 2)))
+
+
+def _figures(sw: dict, out_dir: pathlib.Path) -> list[str]:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figs = []
+    Ps = np.array(sw["Ps"], dtype=float)
+    fig, axes = plt.subplots(1, 3, figsize=(14, 4))
+    for d, mk in zip(sw["ds"], "os^v"):
+        for reg, col in (("lazy", "C0"), ("feature", "C3")):
+            E = np.array([[r["err_" + reg] for r in sw["records"] if r["d"] == d and r["P"] == P] for P in sw["Ps"]])
+            S = np.array([[r["S_" + reg] for r in sw["records"] if r["d"] == d and r["P"] == P] for P in sw["Ps"]])
+            A = np.array([[r["atoms_feature" if reg == "feature" else "atoms_l2"] for r in sw["records"]
+                           if r["d"] == d and r["P"] == P] for P in sw["Ps"]])
+            f = sw["fits"][f"d{d}_{reg}"]
+            gm = np.exp(np.log(E).mean(1))
+            axes[0].loglog(Ps, gm, mk, color=col, label=f"{reg} d={d}: {f['fit']['exponent']:.2f} "
+                           f"[{f['fit']['ci'][0]:.2f},{f['fit']['ci'][1]:.2f}] pred {f['predicted']:.2f}")
+            axes[0].loglog(Ps, gm[0] * (Ps / Ps[0]) ** (-f["predicted"]), "--", color=col, lw=0.8)
+            if "eigenlearning_curve" in f:
+                axes[0].loglog(Ps, f["eigenlearning_curve"], ":", color=col, lw=1.2)
+            axes[1].loglog(Ps, np.exp(np.log(S).mean(1)), mk, color=col, label=f"{reg} d={d}")
+            axes[2].loglog(Ps, A.mean(1), mk, color=col, label=f"{reg if reg == 'feature' else 'min-L2'} d={d}")
+    axes[2].loglog(Ps, Ps, "k:", lw=0.8, label="n_A = P")
+    axes[0].set(xlabel="P", ylabel="test MSE", title="test error (--: asymptotic slope, ..: eigenlearning)")
+    axes[1].set(xlabel="P", ylabel=f"S (theta={sw['theta']})", title="rotation sensitivity S")
+    axes[2].set(xlabel="P", ylabel="atoms", title="atoms (sign patterns on the train set)")
+    for ax in axes:
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    p = out_dir / "spherical_sweep.png"
+    fig.savefig(p, dpi=110)
+    plt.close(fig)
+    figs.append(p.name)
+    return figs
+
+
+def run(*, quick: bool, out_dir: pathlib.Path, seed: int = 0, device: str = "cpu", size: str | None = None,
+        progress: bool = False, refine: int = 0) -> dict:
+    """``verify.compare`` experiment record (see API_CONTRACTS.md): exponents, atoms, S, NTK and lazy checks."""
+    size = size or ("quick" if quick else "full")
+    if size not in SIZES:
+        raise ValueError(f"size must be one of {tuple(SIZES)}, got {size!r}")
+    out_dir = pathlib.Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    sw = sweep(**SIZES[size], seed=seed, refine=refine, progress=progress)
+    rows = []
+    for key, f in sw["fits"].items():
+        fit = f["fit"]
+        ok = fit["ci"][0] <= f["predicted"] <= fit["ci"][1]
+        rows.append(dict(experiment="spherical", quantity=f"beta_{f['regime']} (d={f['d']})",
+                         predicted=f["predicted"], measured=round(fit["exponent"], 4),
+                         tolerance=f"95% CI [{fit['ci'][0]:.3f}, {fit['ci'][1]:.3f}]",
+                         verdict="pass" if ok else "fail"))
+        if "predicted_finite_P" in f:
+            pf = f["predicted_finite_P"]
+            rows.append(dict(experiment="spherical",
+                             quantity=f"beta_lazy over P={sw['Ps'][0]}..{sw['Ps'][-1]}, eigenlearning (d={f['d']})",
+                             predicted=round(pf, 4), measured=round(fit["exponent"], 4),
+                             tolerance=f"95% CI [{fit['ci'][0]:.3f}, {fit['ci'][1]:.3f}]",
+                             verdict="pass" if fit["ci"][0] <= pf <= fit["ci"][1] else "fail"))
+    for d in sw["ds"]:
+        rr = [r for r in sw["records"] if r["d"] == d]
+        Pm = max(sw["Ps"])
+        top = [r for r in rr if r["P"] == Pm]
+        af, al = np.mean([r["atoms_feature"] for r in top]), np.mean([r["atoms_l2"] for r in top])
+        rows.append(dict(experiment="spherical", quantity=f"atoms feature vs min-L2 (d={d}, P={Pm})",
+                         predicted=f"feature <= P = {Pm} < lazy", measured=f"{af:.0f} vs {al:.0f}",
+                         tolerance=None, verdict="pass" if af <= Pm < al else "fail"))
+        frac = np.mean([r["S_feature"] > r["S_lazy"] for r in rr])
+        sf, sl = np.exp(np.mean(np.log([r["S_feature"] for r in top]))), np.exp(np.mean(np.log([r["S_lazy"] for r in top])))
+        rows.append(dict(experiment="spherical", quantity=f"S_feature / S_lazy (d={d}, P={Pm})",
+                         predicted="> 1", measured=float(sf / sl), tolerance=f"S_F > S_L in {frac:.0%} of runs",
+                         verdict="pass" if frac == 1.0 else "fail"))
+    nc = ntk_check(h=10_000 if size != "tiny" else 4000, seed=seed, device=device)
+    tol = 0.02 if size == "tiny" else 0.01
+    rows.append(dict(experiment="spherical", quantity=f"NTK analytic vs empirical (h={nc['h']})", predicted=0.0,
+                     measured=nc["rel_err"], tolerance=tol, verdict="pass" if nc["rel_err"] < tol else "fail"))
+    data = dict(sweep=sw, ntk_check=nc)
+    if size != "tiny":
+        lk = lazy_vs_krr(seed=seed, device=device)
+        data["lazy_vs_krr"] = lk
+        rows.append(dict(experiment="spherical", quantity="lazy net (alpha=1e3, h=4000) vs NTK regression",
+                         predicted=0.0, measured=lk["rel_diff"], tolerance=0.05,
+                         verdict="pass" if lk["rel_diff"] < 0.05 else "fail"))
+    figs = _figures(sw, out_dir)
+    with open(out_dir / "spherical.json", "w") as fh:
+        json.dump(data, fh, indent=1, default=float)
+    return dict(name="spherical", rows=rows, data=data, figures=figs)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m verify.spherical",
+                                 description="Spherical model sweep: lazy vs feature exponents, atoms, rotation S.")
+    ap.add_argument("--out", type=pathlib.Path, default=pathlib.Path("spherical_out"))
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--size", choices=tuple(SIZES), default=None)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    ap.add_argument("--refine", type=int, default=0, help="column-generation rounds (continuous min-L1 limit)")
+    a = ap.parse_args(argv)
+    rec = run(quick=a.quick, out_dir=a.out, seed=a.seed, device=a.device, size=a.size, progress=True,
+              refine=a.refine)
+    for r in rec["rows"]:
+        print(f"{r['verdict']:5s} {r['quantity']:48s} predicted={r['predicted']!s:22s} measured={r['measured']!s:14s} "
+              f"{r['tolerance'] or ''}")
+    print(f"wrote {a.out / 'spherical.json'} and {', '.join(rec['figures'])}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
