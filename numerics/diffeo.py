@@ -281,6 +281,34 @@ def _synthesize(coef, mi, mj, sy, sx):  # pragma: no cover - compiled
     return out
 
 
+@njit(cache=True, inline="always")
+def _pull_pixel(img, out, b, y, x, yy, xx, interp):  # pragma: no cover - compiled
+    """out[b, :, y, x] = img[b, :] at the source point (yy, xx), clamped to the image; bilinear or nearest."""
+    C, H, W = img.shape[1], img.shape[2], img.shape[3]
+    yy = min(max(yy, 0.0), H - 1.0)
+    xx = min(max(xx, 0.0), W - 1.0)
+    if interp == 1:
+        yi = int(math.floor(yy + 0.5))
+        xi = int(math.floor(xx + 0.5))
+        for ch in range(C):
+            out[b, ch, y, x] = img[b, ch, yi, xi]
+        return
+    y0 = int(math.floor(yy))
+    x0 = int(math.floor(xx))
+    fy = yy - y0
+    fx = xx - x0
+    y1 = min(y0 + 1, H - 1)
+    x1 = min(x0 + 1, W - 1)
+    w00 = (1.0 - fy) * (1.0 - fx)
+    w01 = (1.0 - fy) * fx
+    w10 = fy * (1.0 - fx)
+    w11 = fy * fx
+    for ch in range(C):
+        out[b, ch, y, x] = (
+            w00 * img[b, ch, y0, x0] + w01 * img[b, ch, y0, x1] + w10 * img[b, ch, y1, x0] + w11 * img[b, ch, y1, x1]
+        )
+
+
 @njit(cache=True, parallel=True)
 def _deform_fused(img, coef, mi, mj, sy, sx, interp):  # pragma: no cover - compiled
     """Per sample: synthesise both field components (separable sums) and pull the image back."""
@@ -308,31 +336,7 @@ def _deform_fused(img, coef, mi, mj, sy, sx, interp):  # pragma: no cover - comp
                     s = sy[i, y]
                     dy += s * acc_y[i, x]
                     dx += s * acc_x[i, x]
-                yy = min(max(y - dy, 0.0), H - 1.0)
-                xx = min(max(x - dx, 0.0), W - 1.0)
-                if interp == 1:
-                    yi = int(math.floor(yy + 0.5))
-                    xi = int(math.floor(xx + 0.5))
-                    for ch in range(C):
-                        out[b, ch, y, x] = img[b, ch, yi, xi]
-                else:
-                    y0 = int(math.floor(yy))
-                    x0 = int(math.floor(xx))
-                    fy = yy - y0
-                    fx = xx - x0
-                    y1 = min(y0 + 1, H - 1)
-                    x1 = min(x0 + 1, W - 1)
-                    w00 = (1.0 - fy) * (1.0 - fx)
-                    w01 = (1.0 - fy) * fx
-                    w10 = fy * (1.0 - fx)
-                    w11 = fy * fx
-                    for ch in range(C):
-                        out[b, ch, y, x] = (
-                            w00 * img[b, ch, y0, x0]
-                            + w01 * img[b, ch, y0, x1]
-                            + w10 * img[b, ch, y1, x0]
-                            + w11 * img[b, ch, y1, x1]
-                        )
+                _pull_pixel(img, out, b, y, x, y - dy, x - dx, interp)
     return out
 
 
@@ -343,31 +347,7 @@ def _remap(img, fields, interp):  # pragma: no cover - compiled
     for b in prange(B):
         for y in range(H):
             for x in range(W):
-                yy = min(max(y - fields[b, 0, y, x], 0.0), H - 1.0)
-                xx = min(max(x - fields[b, 1, y, x], 0.0), W - 1.0)
-                if interp == 1:
-                    yi = int(math.floor(yy + 0.5))
-                    xi = int(math.floor(xx + 0.5))
-                    for ch in range(C):
-                        out[b, ch, y, x] = img[b, ch, yi, xi]
-                else:
-                    y0 = int(math.floor(yy))
-                    x0 = int(math.floor(xx))
-                    fy = yy - y0
-                    fx = xx - x0
-                    y1 = min(y0 + 1, H - 1)
-                    x1 = min(x0 + 1, W - 1)
-                    w00 = (1.0 - fy) * (1.0 - fx)
-                    w01 = (1.0 - fy) * fx
-                    w10 = fy * (1.0 - fx)
-                    w11 = fy * fx
-                    for ch in range(C):
-                        out[b, ch, y, x] = (
-                            w00 * img[b, ch, y0, x0]
-                            + w01 * img[b, ch, y0, x1]
-                            + w10 * img[b, ch, y1, x0]
-                            + w11 * img[b, ch, y1, x1]
-                        )
+                _pull_pixel(img, out, b, y, x, y - fields[b, 0, y, x], x - fields[b, 1, y, x], interp)
     return out
 
 

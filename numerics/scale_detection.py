@@ -26,7 +26,7 @@ import numpy as np
 from numba import njit, prange
 
 from theory import scale_exact as _ex
-from theory.scale_detection import check_params, noise_sigma
+from theory.scale_detection import _parser, check_params, noise_sigma
 
 __all__ = [
     "ScaleDetectionData", "make_dataset", "sample_moves", "move_positions", "diffeo_moves", "matched_noise",
@@ -715,18 +715,13 @@ def brute_force_layers(xi, n, *, dim=1, stride=1, layers=None, periodic=False) -
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m numerics.scale_detection",
-                                description="Monte-Carlo D_k, G_k, R_k of the hand-constructed scale-detection net.")
-    p.add_argument("--xi", type=int, default=7)
-    p.add_argument("--n", type=int, default=32)
-    p.add_argument("--dim", type=int, default=1)
-    p.add_argument("--stride", type=int, default=1)
-    p.add_argument("--layers", type=int, default=10)
-    p.add_argument("--periodic", action="store_true")
+
+    p = _parser()
+    p.prog = "python -m numerics.scale_detection"
+    p.description = "Monte-Carlo D_k, G_k, R_k of the hand-constructed scale-detection net."
     p.add_argument("--samples", type=int, default=100000)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--noise", choices=["matched", "per_sample"], default="matched")
-    p.add_argument("--json", action="store_true")
     a = p.parse_args(argv)
     try:
         rows = simulate_layers(a.xi, a.n, dim=a.dim, stride=a.stride, layers=a.layers, periodic=a.periodic,
