@@ -106,6 +106,22 @@ class _Representable(nn.Module):
         return self._head(h)
 
 
+@torch.no_grad()
+def _he_init(blocks: nn.ModuleList, readout: nn.Linear, width: int, seed) -> None:
+    """He-normal weights N(0, 2/fan_in) (fan_in = C_in × filter size for convolutions), zero biases, readout
+    weights N(0, 1/H), zero readout bias; drawn in float64 from one seeded generator."""
+    g = _generator(seed)
+    for block in blocks:
+        w = block.linear.weight
+        fan_in = w.shape[1] * math.prod(w.shape[2:])
+        w.copy_(torch.randn(w.shape, generator=g, dtype=torch.float64) * math.sqrt(2.0 / fan_in))
+        if block.linear.bias is not None:
+            block.linear.bias.zero_()
+    readout.weight.copy_(torch.randn(readout.weight.shape, generator=g, dtype=torch.float64) / math.sqrt(width))
+    if readout.bias is not None:
+        readout.bias.zero_()
+
+
 class ConvNet(_Representable):
     """CNN of depth L and width H with filter size F, stride s, ReLU, global average pooling and a linear readout.
 
@@ -170,20 +186,9 @@ class ConvNet(_Representable):
         self.reset_parameters(seed)
         self.to(dtype)
 
-    @torch.no_grad()
     def reset_parameters(self, seed=0) -> None:
         """He-normal conv weights N(0, 2/(C_in F^dim)), zero biases, readout N(0, 1/H) (seeded)."""
-        g = _generator(seed)
-        for block in self.blocks:
-            w = block.linear.weight
-            fan_in = w.shape[1] * math.prod(w.shape[2:])
-            w.copy_(torch.randn(w.shape, generator=g, dtype=torch.float64) * math.sqrt(2.0 / fan_in))
-            if block.linear.bias is not None:
-                block.linear.bias.zero_()
-        r = self.readout
-        r.weight.copy_(torch.randn(r.weight.shape, generator=g, dtype=torch.float64) / math.sqrt(self.width))
-        if r.bias is not None:
-            r.bias.zero_()
+        _he_init(self.blocks, self.readout, self.width, seed)
 
     def _prepare(self, x) -> torch.Tensor:
         p = next(self.parameters())
@@ -232,18 +237,9 @@ class FCNet(_Representable):
         self.reset_parameters(seed)
         self.to(dtype)
 
-    @torch.no_grad()
     def reset_parameters(self, seed=0) -> None:
         """He-normal weights N(0, 2/fan_in), zero biases, readout N(0, 1/H) (seeded)."""
-        g = _generator(seed)
-        for block in self.blocks:
-            w = block.linear.weight
-            w.copy_(torch.randn(w.shape, generator=g, dtype=torch.float64) * math.sqrt(2.0 / w.shape[1]))
-            if block.linear.bias is not None:
-                block.linear.bias.zero_()
-        self.readout.weight.copy_(torch.randn(self.readout.weight.shape, generator=g, dtype=torch.float64)
-                                  / math.sqrt(self.width))
-        self.readout.bias.zero_()
+        _he_init(self.blocks, self.readout, self.width, seed)
 
     def _prepare(self, x) -> torch.Tensor:
         p = next(self.parameters())
