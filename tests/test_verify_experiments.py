@@ -140,6 +140,43 @@ def test_channel_shuffle_analysis():
     assert rows[-1]["verdict"] == "fail" and rows[-1]["measured"] == pytest.approx(1.0)
 
 
+
+def test_channel_shuffle_mean_over_permutations_is_geometric():
+    a = _layers({"D": [1.0, 1.0], "G": [1.0, 1.0], "R": [1.0, 0.01]})
+    b = _layers({"D": [1.0, 1.0], "G": [1.0, 1.0], "R": [100.0, 1.0]})
+    m = channel_shuffle.mean_over_permutations([a, b])
+    assert [d["k"] for d in m] == [1, 2]
+    assert m[0]["R"] == pytest.approx(10.0) and m[1]["R"] == pytest.approx(0.1)
+    assert m[1]["R_ci"] == pytest.approx([0.01, 1.0])
+    assert channel_shuffle.mean_over_permutations([a])[1]["R"] == pytest.approx(0.01)
+    with pytest.raises(ValueError, match="runs"):
+        channel_shuffle.mean_over_permutations([])
+
+
+def test_channel_shuffle_part():
+    from verify.models import ConvNet, shuffle_channels
+    tr = ConvNet(dim=2, depth=3, width=5, seed=1)
+    zero = ConvNet(dim=2, depth=3, width=5, seed=2)
+    with torch.no_grad():
+        for _, c in zero.conv_layers():
+            c.weight.zero_()
+    # W0 = 0: shuffling the learned part is shuffle_channels (same generator, same order of draws)
+    a = channel_shuffle.shuffle_part(tr, zero, part="learned", seed=7)
+    b = shuffle_channels(tr, seed=7)
+    for (_, ca), (_, cb) in zip(a.conv_layers(), b.conv_layers()):
+        assert torch.equal(ca.weight, cb.weight)
+    # W0 = W: ΔW = 0, shuffling it changes nothing; shuffling W0 is then shuffle_channels again
+    same = channel_shuffle.shuffle_part(tr, tr, part="learned", seed=7)
+    init_sh = channel_shuffle.shuffle_part(tr, tr, part="init", seed=7)
+    for (_, c0), (_, c1), (_, c2), (_, cb) in zip(tr.conv_layers(), same.conv_layers(), init_sh.conv_layers(),
+                                                  b.conv_layers()):
+        assert torch.equal(c0.weight, c1.weight)
+        assert torch.allclose(c2.weight, cb.weight)
+    with pytest.raises(ValueError, match="part"):
+        channel_shuffle.shuffle_part(tr, tr, part="both", seed=0)
+    with pytest.raises(ValueError, match="n_permutations"):
+        channel_shuffle.run(quick=True, out_dir=".", size="tiny", device="cpu", n_permutations=0, progress=False)
+
 def test_lowpass_gain_and_analysis():
     lam = [0, 1, 2, 3, 4, 6]
     assert lowpass.lowpass_gain(lam, [1] * 6, [2, 1, 1, 1, 1, 1]) == pytest.approx(2.0)
