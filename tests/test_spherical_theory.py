@@ -171,3 +171,44 @@ def test_eigenlearning_tends_to_asymptotic_exponent():
     assert np.all(np.diff(slopes) < 0) and abs(slopes[-1] - 2.5) < 0.06
     with pytest.raises(ValueError, match="kind"):
         th.mercer_eigenvalues("rbf", 3)
+
+
+@pytest.mark.parametrize("d", [3, 5])
+def test_feature_learning_curve_tends_to_beta_feature(d):
+    """The finite-P feature curve (1/P) sum_k N_k lambda_k^RF (1 - L_k)^2 has local slopes that decrease towards
+    beta_feature = (d+2)/(d-1) (its large-P limit, N_k lambda_k^RF ~ k^-4 and k_c ~ P^{1/(d-1)}); the tolerance
+    0.02 is the remaining pre-asymptotic drift at P = 4000..16000 (0.001 at d = 3, 0.008 at d = 5)."""
+    Ps = np.array([4e3, 8e3, 1.6e4])
+    e = th.feature_learning_curve(d, Ps, kmax=800 if d == 3 else 300)
+    slopes = -np.diff(np.log(e)) / np.diff(np.log(Ps))
+    assert np.all(slopes >= float(th.beta_feature(d)) - 1e-3) and np.all(np.diff(slopes) <= 1e-6)
+    assert abs(slopes[-1] - float(th.beta_feature(d))) < 0.02
+    with pytest.raises(ValueError, match="P must be"):
+        th.feature_learning_curve(d, [0.5])
+    with pytest.raises(ValueError, match="kmax"):
+        th.feature_learning_curve(d, [10], kmax=2)
+
+
+def test_feature_learning_curve_sharp_cutoff_agrees():
+    """Independent route at d = 5: pin whole harmonic shells (nonzero ones, in order of degree) until P modes are
+    used, error = (1/P) * (unpinned RF power, via the Mercer trace).  Its slope over P = 64..2048 must agree with the
+    smooth (learnability) version within 0.06 (the two differ only in how the boundary shell is pinned; the sharp
+    rule's shell-by-shell steps move its fitted slope by a few hundredths)."""
+    from numerics.fitting import fit_power_law
+    d, kmax = 5, 300
+    Ps = np.array([64, 128, 256, 512, 1024, 2048.0])
+    k = np.arange(kmax + 1)
+    lam = np.where((k % 2 == 1) & (k >= 3), 0.0, np.maximum(th.mercer_eigenvalues("rf", d, kmax), 0.0))
+    N = th.harmonic_multiplicity(d, k) * (lam > 0)
+    trace = th.rf_kernel(np.eye(d)[:1])[0, 0]
+    cum = np.cumsum(N)
+    sharp = []
+    for P in Ps:
+        j = int(np.searchsorted(cum, P))
+        frac = (P - (cum[j - 1] if j else 0)) / N[j]
+        pinned = (N * lam)[:j].sum() + frac * (N * lam)[j]
+        sharp.append((trace - pinned) / P)
+    b_sharp = fit_power_law(Ps, np.array(sharp)).exponent
+    b_smooth = fit_power_law(Ps, th.feature_learning_curve(d, Ps)).exponent
+    assert abs(b_sharp - b_smooth) < 0.06
+    assert b_smooth > float(th.beta_feature(d)) + 0.03  # still pre-asymptotic over this range
