@@ -160,9 +160,11 @@ class SineDiffeo:
 
     def fields(self) -> np.ndarray:
         """Displacement fields on the pixel grid, shape (B, 2, H, W), pixel units."""
-        sy = _sine_table(int(self.mi.max()) + 1, self.height)
-        sx = _sine_table(int(self.mj.max()) + 1, self.width)
-        return _synthesize(self.coef, self.mi, self.mj, sy, sx)
+        return _synthesize(self.coef, self.mi, self.mj, *self.sine_tables())
+
+    def sine_tables(self) -> tuple[np.ndarray, np.ndarray]:
+        """(sy, sx): sy[i-1, p_y] = sin(iπ p_y/(H-1)), sx[j-1, p_x] = sin(jπ p_x/(W-1)), exactly 0 on the border."""
+        return _sine_table(int(self.mi.max()) + 1, self.height), _sine_table(int(self.mj.max()) + 1, self.width)
 
     def min_jacobian_det(self, resolution: int = 4) -> np.ndarray:
         r"""Per sample, the minimum over a grid ``resolution`` times finer than the pixels of
@@ -478,8 +480,7 @@ def deform(
     if diffeo.T == 0.0:
         return np.array(arr, dtype=np.float64, copy=True)
     img = np.ascontiguousarray(arr.reshape(B, -1, H, W), dtype=np.float64)
-    sy = _sine_table(int(diffeo.mi.max()) + 1, H)
-    sx = _sine_table(int(diffeo.mj.max()) + 1, W)
+    sy, sx = diffeo.sine_tables()
     out = _deform_fused(img, np.ascontiguousarray(diffeo.coef), diffeo.mi, diffeo.mj, sy, sx, code)
     return out.reshape(shape)
 
@@ -495,8 +496,7 @@ def _torch():
 
 def _fields_torch(diffeo: SineDiffeo, device, dtype):
     torch = _torch()
-    sy = torch.tensor(_sine_table(int(diffeo.mi.max()) + 1, diffeo.height), device=device, dtype=dtype)
-    sx = torch.tensor(_sine_table(int(diffeo.mj.max()) + 1, diffeo.width), device=device, dtype=dtype)
+    sy, sx = (torch.tensor(t, device=device, dtype=dtype) for t in diffeo.sine_tables())
     coef = torch.tensor(diffeo.coef, device=device, dtype=dtype)
     mi = torch.tensor(diffeo.mi, device=device)
     mj = torch.tensor(diffeo.mj, device=device)
