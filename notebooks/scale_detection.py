@@ -113,9 +113,12 @@ print("max |f - ReLU(xi - d)| =", np.abs(f - np.maximum(xi - data.delta, 0)).max
 # %% [markdown]
 # ## 5. Theory against simulation, every layer
 # $D_k$ is exact at every layer.  $G_k$ is exact through the pooling stage; after the threshold
-# the noise reaches a biased ReLU as a sum of many rectified Gaussians (no closed form, simulation
-# only) -- except for $\tilde k=1$ ($\xi=3$), where the threshold sees single Gaussian units and
-# the theory is exact at every layer and at the output (last figure of this section).
+# the noise reaches a biased ReLU as a sum of many rectified Gaussians.  For stride 1 they are
+# correlated (neighbouring units share pixels): no closed form, simulation only -- except for
+# $\tilde k=1$ ($\xi=3$), where the threshold sees single Gaussian units and the theory is exact
+# at every layer and at the output (last figure of this section).  For strided networks they are
+# independent, and `theory.rectified_sums` gives the moments of the biased ReLU deterministically:
+# exact at every layer for any $\tilde k$.
 
 # %%
 def compare(xi, n, dim, layers, stride=1, periodic=False, name="1d"):

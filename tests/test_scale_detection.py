@@ -72,7 +72,7 @@ def geometries(draw):
             n = draw(st.integers(5, 10 if dim == 2 else 24))
         layers = kt + draw(st.integers(1, 3))
         return dict(xi=xi, n=n, dim=dim, stride=1, layers=layers, periodic=periodic)
-    kt = draw(st.integers(1, 2 if stride == 2 else 1))
+    kt = draw(st.integers(1, (3 if dim == 1 else 2) if stride == 2 else (2 if dim == 1 else 1)))
     xi = stride ** kt
     layers = kt + draw(st.integers(1, 2))
     block = stride ** (layers - 1)
@@ -88,7 +88,7 @@ def test_theory_matches_simulation(g, seed):
     sim = simulate_layers(**g, samples=20000, seed=seed)
     assert len(th) == len(sim) == g["layers"] + 1
     kt = (g["xi"] - 1) // 2 if g["stride"] == 1 else round(math.log(g["xi"], g["stride"]))
-    if kt == 1:   # the threshold acts on single Gaussian units: exact at every layer
+    if kt == 1 or g["stride"] > 1:   # exact at every layer (single Gaussian units / independent blocks)
         assert all(r["G"] is not None for r in th)
     for a, b in zip(th, sim):
         assert b["D_se"] > 0 or a["D"] == pytest.approx(b["D"], abs=1e-12)
@@ -305,9 +305,11 @@ def test_sparse_simulator_equals_dense_forward_passes(case):
 
 @pytest.mark.parametrize("case", [dict(xi=3, n=9, dim=1, layers=4), dict(xi=3, n=7, dim=1, layers=3, periodic=True),
                                   dict(xi=3, n=6, dim=2, layers=3), dict(xi=2, n=16, dim=1, stride=2, layers=4),
-                                  dict(xi=3, n=9, dim=2, stride=3, layers=2)])
-def test_k_tilde_one_exact_at_every_layer_and_output(case):
-    """k~ = 1: G_k, R_k exact after the threshold layer and at the output too (4 s.e., 40k samples)."""
+                                  dict(xi=3, n=9, dim=2, stride=3, layers=2), dict(xi=8, n=32, dim=1, stride=2, layers=5),
+                                  dict(xi=9, n=27, dim=1, stride=3, layers=3), dict(xi=4, n=16, dim=2, stride=2, layers=4)])
+def test_exact_at_every_layer_and_output(case):
+    """k~ = 1 (any stride) and strided k~ >= 2: G_k, R_k exact after the threshold layer and at the output too
+    (4 s.e., 40k samples)."""
     th = exact_layers(**case)
     sim = simulate_layers(**case, samples=40000, seed=11)
     for a, b in zip(th, sim):

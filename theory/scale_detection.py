@@ -53,13 +53,21 @@ included, `include_diagonal=True`).
 Exactness: D_k is exact at every layer (finite sums of trinomial kernels, box indicators and
 overlaps); G_k (hence R_k) is exact in closed form for the pooling stage k = 1..k~ (layer-1
 Gaussian moments propagated linearly).  After the threshold layer the noise enters a biased
-ReLU as a sum of many rectified correlated Gaussians, whose law has no closed form: G_k, R_k
-for k > k~ are returned as None and measured by `numerics.scale_detection` -- except when
-k~ = 1 (xi = 3 with stride 1, xi = s strided): then the threshold acts on single layer-1
-units, ReLU(3^dim ReLU(a + g) - 1) = ReLU(c - 1 + 3^dim g), again Gaussian moments with means,
-pooled linearly afterwards; and the output ReLU never acts (its argument is
-overlap + sum w >= overlap - sum (c - 1)_+ = 0 since 3^dim = xi^dim), so G_k is exact at
-*every* layer and at the output.
+ReLU as a sum of rectified Gaussians:
+* k~ = 1 (xi = 3 with stride 1, xi = s strided): the threshold acts on single layer-1 units,
+  ReLU(3^dim ReLU(a + g) - 1) = ReLU(c - 1 + 3^dim g), again Gaussian moments with means,
+  pooled linearly afterwards; the output ReLU never acts (its argument is
+  overlap + sum w >= overlap - sum (c - 1)_+ = 0 since 3^dim = xi^dim): exact at every layer.
+* strided, any k~: layer-1 units see disjoint blocks, so they are independent; a threshold unit
+  is ReLU(S - 1) with S a sum of M = s^(dim (k~-1)) independent rectified Gaussians, in one of
+  four configurations (no pixel, one, two in different / the same layer-1 block), and threshold
+  units are independent across xi-blocks.  E z, E z^2 are one-dimensional integrals against the
+  convolution of explicit laws, evaluated deterministically to ~1e-12 by `theory.rectified_sums`
+  (exact lattice convolution + Richardson); the rest is exact bookkeeping: every layer is exact.
+* stride 1, k~ >= 2: the layer-1 units are *correlated* (they share input pixels), so S is a
+  sum of 2k~ - 1 rectified correlated Gaussians (dimension 2k~ + 1 in the noise) and the layers
+  after it need joint laws of overlapping threshold units; G_k, R_k for k > k~ are returned as
+  None there and measured by `numerics.scale_detection`.
 """
 from __future__ import annotations
 
@@ -72,6 +80,7 @@ from dataclasses import dataclass
 import numpy as np
 import sympy as sp
 
+from theory import rectified_sums as _rs
 from theory import scale_exact as _ex
 from theory.scale_gauss import relu_mean, relu_product_moment, relu_second_moment
 
@@ -406,13 +415,41 @@ def _strided(spec: ScaleNetSpec):
     m0, v0_ = moments(0.0)
     for l in range(1, kt + 1):
         numG[l] = num(s ** ((l - 1) * dim), (n // s ** l) ** dim, s ** l, m0, v0_)
-    if kt == 1:
-        # the threshold ReLU(z - 1) acts on single layer-1 units: each a function of one Gaussian;
-        # the output ReLU never acts (f = sum of non-negative units), so all layers are exact
-        m1, v1_ = moments(-1.0)
-        for l in range(kt + 1, L + 2):
-            b = n if l == L + 1 else (s if l == kt + 1 else s ** (l - 1))
-            numG[l] = num((b // s) ** dim, (n // b) ** dim, b, m1, v1_)
+    # Threshold layer and after: each threshold unit z = ReLU(S - 1) sums the M = s^(dim (k~-1)) independent
+    # layer-1 units of its xi-block, so threshold units are independent across blocks; per block only four
+    # configurations occur (no active pixel; one; two in different layer-1 blocks; two in the same one).  Their
+    # mean shift mu = E z' - z and variance v are exact for M = 1 (Gaussian moments) and a deterministic
+    # lattice convolution for M >= 2 (`theory.rectified_sums`).  The output ReLU never acts: f is the sum of the
+    # non-negative threshold units.
+    xi = s ** kt
+    M = s ** ((kt - 1) * dim)
+    clean = {"none": 0.0, "one": 0.0, "two_apart": 1.0, "two_same": 1.0}
+    signal = {"none": [], "one": [1.0], "two_apart": [1.0, 1.0], "two_same": [2.0]}
+    mv = {}
+    for cfg, cs in signal.items():
+        if cfg == "two_apart" and M < 2:
+            continue
+        if M == 1:
+            c = cs[0] if cs else 0.0
+            e1 = sd * float(relu_mean((c - 1.0) / sd))
+            e2 = sd * sd * float(relu_second_moment((c - 1.0) / sd))
+        else:
+            e1, e2, _ = _rs.biased_relu_moments(cs, M - len(cs), sd, 1.0)
+        mv[cfg] = (e1 - clean[cfg], e2 - e1 * e1)
+    mv.setdefault("two_apart", (0.0, 0.0))
+    f_xi = (xi ** dim - 1) / (Npix - 1)        # both pixels in the same xi-block
+    for l in range(kt + 1, L + 2):
+        b = n if l == L + 1 else (xi if l == kt + 1 else s ** (l - 1))
+        Mb, Nl = (b // xi) ** dim, (n // b) ** dim
+        f_b = (b ** dim - 1) / (Npix - 1)
+        (mu0, v0), (mu1, v1), (mu11, v11), (mu2, v2) = (mv[c] for c in ("none", "one", "two_apart", "two_same"))
+        base = Nl * ((Mb * mu0) ** 2 + Mb * v0)
+
+        def one_block(mu, v):   # one unit whose blocks are all empty but one, of mean shift mu and variance v
+            return ((Mb - 1) * mu0 + mu) ** 2 - (Mb * mu0) ** 2 + v - v0
+        c_same = ((Mb - 2) * mu0 + 2 * mu1) ** 2 - (Mb * mu0) ** 2 + 2 * (v1 - v0) if Mb >= 2 else 0.0
+        numG[l] = (base + fA * one_block(mu2, v2) + (f_xi - fA) * one_block(mu11, v11)
+                   + (f_b - f_xi) * c_same + (1.0 - f_b) * 2 * one_block(mu1, v1))
     return numD, normsq, mean_sq, numG, sigma
 
 
@@ -421,8 +458,8 @@ def exact_layers(xi: int, n: int, *, dim: int = 1, stride: int = 1, layers: int 
     """Exact D_k, G_k, R_k at every layer k = 1..layers and at the output (k = layers + 1).
 
     Returns one dict per layer: k, name ("pool", "threshold", "pool_after", "output"), D, G, R
-    (floats; G and R are None after the threshold layer unless k~ = 1, see the module
-    docstring) and, with
+    (floats; G and R are None after the threshold layer for stride 1 with k~ >= 2, see the
+    module docstring) and, with
     `with_numerators`, the numerators D_num, G_num and the denominator den.
     """
     spec = check_params(xi, n, dim=dim, stride=stride, layers=layers, periodic=periodic)

@@ -9,7 +9,8 @@ layer's representation (through ``verify.models.Tapped`` and forward hooks) is m
 and passed to the estimator as the perturbed input, so G_k is the estimator's normalised sensitivity to x -> x + η
 (same probes, same pair denominator as D_k).  Verdict per layer and quantity: pass if
 |measured - exact| <= 4 s.e. (s.e. of R_k by the delta method from the two numerators).  G_k, R_k after the
-threshold layer have no closed form (the theory returns None) and are reported for information.
+threshold layer of a stride-1 network with k~ >= 2 have no closed form (the theory returns None): there torch
+Monte Carlo is compared with the numba simulator instead.
 """
 from __future__ import annotations
 
