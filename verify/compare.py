@@ -30,7 +30,10 @@ __all__ = ["validate_record", "format_table", "exit_code", "run_experiments", "w
 
 
 def validate_record(record: dict) -> dict:
-    """Check an experiment record against the contract (API_CONTRACTS.md); return it or raise ValueError."""
+    """Check an experiment record against the contract; return it or raise ValueError.
+
+    Contract: ``{"name": str, "rows": [row, ...], "data": JSON-serialisable, "figures": [file name, ...]}``, each row a
+    dict with the keys ``ROW_KEYS`` and ``verdict`` in ``VERDICTS`` ("info" rows never fail a run)."""
     if not isinstance(record, dict):
         raise ValueError(f"record must be a dict, got {type(record).__name__}")
     for key in ("name", "rows", "data", "figures"):

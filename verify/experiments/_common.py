@@ -90,7 +90,7 @@ def train_dtype(device: str, dim: int) -> str | None:
 
 def make_row(experiment: str, quantity: str, predicted=None, measured=None, tolerance=None, verdict: str = "info",
              note: str | None = None) -> dict:
-    """One table row (see API_CONTRACTS.md); floats are made JSON-safe (nan/inf -> None)."""
+    """One table row (keys ``verify.compare.ROW_KEYS``); floats are made JSON-safe (nan/inf -> None)."""
     if verdict not in VERDICTS:
         raise ValueError(f"verdict must be one of {VERDICTS}, got {verdict!r}")
     row = {"experiment": experiment, "quantity": quantity, "predicted": _clean(predicted),
