@@ -140,5 +140,15 @@ def test_run_tiny_record(tmp_path):
     q = {r["quantity"]: r for r in rec["rows"]}
     assert q["S_feature / S_lazy (d=3, P=128)"]["verdict"] == "pass"
     assert q["atoms feature vs min-L2 (d=3, P=128)"]["verdict"] == "pass"
+    # constant target: the asymptotic exponent is reported (info); the slope of the finite-P curve of the same theory
+    # over the swept range carries the verdict, judged against the fitted interval
+    fits = json.loads((tmp_path / "spherical.json").read_text())["sweep"]["fits"]
+    for reg in ("lazy", "feature"):
+        f = fits[f"d3_{reg}"]
+        assert q[f"beta_{reg} (d=3), asymptotic P -> inf"]["verdict"] == "info"
+        row = next(r for k, r in q.items() if k.startswith(f"beta_{reg} over P=32..128"))
+        assert row["predicted"] == pytest.approx(f["predicted_finite_P"], abs=1e-4)
+        lo, hi = f["fit"]["ci"]
+        assert row["verdict"] == ("pass" if lo <= row["predicted"] <= hi else "fail")
     with pytest.raises(ValueError, match="size"):
         vs.run(quick=True, out_dir=tmp_path, size="huge")

@@ -429,7 +429,10 @@ def network_atoms(model: TwoLayerReLU, x, *, rel_tol: float = 1e-2):
 # ------------------------------------------------------------------------------------------------------------------
 SIZES = {
     # d values, training-set sizes, seeds, test points, dictionary factor, rotation angle, rotation test points
-    "full": dict(ds=(3, 5), Ps=(64, 128, 256, 512, 1024, 2048), seeds=3, P_test=4000, dict_factor=4),
+    # full: the acceptance range P = 64..2048 with 8 seeds: the per-seed log-errors scatter by 0.1-0.4 (more at small
+    # P), and 3 seeds moved the d = 3 feature slope by 0.06 (2.37 [2.30, 2.44] with seeds 0-2, 2.43 [2.36, 2.50] with
+    # seeds 0-7); one LP at P = 2048 (8192-direction dictionary) takes 25-50 s on 2 cores, the sweep ~17 min
+    "full": dict(ds=(3, 5), Ps=(64, 128, 256, 512, 1024, 2048), seeds=8, P_test=4000, dict_factor=4),
     "quick": dict(ds=(3, 5), Ps=(64, 128, 256, 512), seeds=2, P_test=2000, dict_factor=4),
     "tiny": dict(ds=(3,), Ps=(32, 64, 128), seeds=2, P_test=500, dict_factor=4),
 }
@@ -582,7 +585,17 @@ def _figures(sw: dict, out_dir: pathlib.Path) -> list[str]:
 
 def run(*, quick: bool, out_dir: pathlib.Path, seed: int = 0, device: str = "cpu", size: str | None = None,
         progress: bool = False, refine: int = 0) -> dict:
-    """``verify.compare`` experiment record (see API_CONTRACTS.md): exponents, atoms, S, NTK and lazy checks."""
+    """``verify.compare`` experiment record (contract: :func:`verify.compare.validate_record`): exponents, atoms, S,
+    NTK and lazy checks.
+
+    Exponent rows, per (d, regime): the fitted exponent with its 95% interval (:func:`numerics.fitting.fit_power_law`
+    over every (P, seed) point) next to the asymptotic prediction (:func:`theory.spherical.beta_lazy` /
+    :func:`~theory.spherical.beta_feature`) and, for the constant target, next to the slope over the same range of P
+    of the finite-P curve of the same theory (:func:`~theory.spherical.lazy_learning_curve`, eigenlearning;
+    :func:`~theory.spherical.feature_learning_curve`, the atoms heuristic).  The asymptotic exponent is a P -> oo
+    statement, so over a finite range the finite-P slope is the prediction under test: it carries the verdict and the
+    asymptotic row is "info" (without a finite-P curve, e.g. for GRF targets, the asymptotic row carries it).
+    """
     size = size or ("quick" if quick else "full")
     if size not in SIZES:
         raise ValueError(f"size must be one of {tuple(SIZES)}, got {size!r}")
@@ -592,19 +605,23 @@ def run(*, quick: bool, out_dir: pathlib.Path, seed: int = 0, device: str = "cpu
     rows = []
     for key, f in sw["fits"].items():
         fit = f["fit"]
-        ok = fit["ci"][0] <= f["predicted"] <= fit["ci"][1]
-        rows.append(dict(experiment="spherical", quantity=f"beta_{f['regime']} (d={f['d']})",
+        lo, hi = fit["ci"]
+        ci = f"95% CI [{lo:.3f}, {hi:.3f}]"
+        finite = "predicted_finite_P" in f
+        # The asymptotic exponent is a P -> infinity statement; over a finite range the same theory predicts the
+        # slope of its finite-P curve, which carries the verdict when available (the asymptotic row is then info).
+        rows.append(dict(experiment="spherical", quantity=f"beta_{f['regime']} (d={f['d']}), asymptotic P -> inf",
                          predicted=f["predicted"], measured=round(fit["exponent"], 4),
-                         tolerance=f"95% CI [{fit['ci'][0]:.3f}, {fit['ci'][1]:.3f}]",
-                         verdict="pass" if ok else "fail"))
-        if "predicted_finite_P" in f:
+                         tolerance=ci + (f"; info: finite-P slope {f['predicted_finite_P']:.3f} is the test"
+                                         if finite else ""),
+                         verdict="info" if finite else ("pass" if lo <= f["predicted"] <= hi else "fail")))
+        if finite:
             pf = f["predicted_finite_P"]
             rows.append(dict(experiment="spherical",
                              quantity=f"beta_{f['regime']} over P={sw['Ps'][0]}..{sw['Ps'][-1]}, finite-P "
                              f"{'eigenlearning' if f['regime'] == 'lazy' else 'atoms-heuristic'} curve (d={f['d']})",
-                             predicted=round(pf, 4), measured=round(fit["exponent"], 4),
-                             tolerance=f"95% CI [{fit['ci'][0]:.3f}, {fit['ci'][1]:.3f}]",
-                             verdict="pass" if fit["ci"][0] <= pf <= fit["ci"][1] else "fail"))
+                             predicted=round(pf, 4), measured=round(fit["exponent"], 4), tolerance=ci,
+                             verdict="pass" if lo <= pf <= hi else "fail"))
     for d in sw["ds"]:
         rr = [r for r in sw["records"] if r["d"] == d]
         Pm = max(sw["Ps"])
