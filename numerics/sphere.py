@@ -21,7 +21,7 @@ import numpy as np
 from scipy.special import gammaln
 
 __all__ = ["sample_sphere", "sample_gaussian", "sample_ball", "sample_inputs", "RandomTeacher", "make_teacher",
-           "SphericalData", "make_dataset", "DISTRIBUTIONS", "TARGETS"]
+           "SphericalData", "make_dataset", "harmonic_power_s2", "DISTRIBUTIONS", "TARGETS"]
 
 DISTRIBUTIONS = ("sphere", "gaussian", "ball")
 TARGETS = ("constant", "norm", "grf")
@@ -170,3 +170,45 @@ def make_dataset(P: int, d: int, *, target: str = "constant", smoothness: float 
         nu = math.inf
     return SphericalData(x=x, y=y, x_test=xt, y_test=yt, d=d, target=target, distribution=distribution,
                          smoothness=nu, teacher=teacher)
+
+
+def harmonic_power_s2(f, kmax: int, *, oversample: int = 2, batch: int = 65536) -> np.ndarray:
+    r"""Power of a function on the unit sphere S^2 in each harmonic degree: ``p_k = sum_m |<f, Y_km>|^2 / (4 pi)``
+    for ``k = 0 .. kmax``, so that ``sum_k p_k`` is the mean square ``E_x f(x)^2`` (x uniform) of a function
+    band-limited to ``kmax`` (Parseval); for the error ``f - y`` of a predictor, ``p_k`` tells which harmonic degrees
+    carry the test error.
+
+    Quadrature: Gauss-Legendre in ``cos theta`` (``Nt = oversample (kmax + 1)`` nodes) times ``Np = 2 Nt`` uniform
+    angles in ``phi`` (an FFT): the projections are exact for ``f`` band-limited to degree ``L <= (2 oversample - 1)
+    (kmax + 1)`` (the integrand is a polynomial of degree ``L + kmax <= 2 Nt - 1`` in ``cos theta``, and the orders
+    ``|m'| <= L`` do not alias onto ``m <= kmax`` modulo ``Np``); the power of a non-smooth ``f`` above that degree
+    aliases onto the ``p_k`` (relative error ``~(k / L)^2`` for a ReLU kink).
+    ``f`` maps an (M, 3) array of unit vectors to (M,) values.
+    """
+    from scipy.special import roots_legendre, sph_harm_y
+
+    if isinstance(kmax, bool) or not isinstance(kmax, (int, np.integer)) or kmax < 0:
+        raise ValueError(f"kmax must be an integer >= 0, got {kmax!r}")
+    if isinstance(oversample, bool) or not isinstance(oversample, (int, np.integer)) or oversample < 1:
+        raise ValueError(f"oversample must be an integer >= 1, got {oversample!r}")
+    kmax = int(kmax)
+    nt = int(oversample) * (kmax + 1)
+    npp = 2 * nt
+    ct, wt = roots_legendre(nt)
+    theta = np.arccos(ct)
+    phi = np.arange(npp) * (2 * np.pi / npp)
+    st = np.sqrt(1.0 - ct * ct)
+    grid = np.stack([np.outer(st, np.cos(phi)), np.outer(st, np.sin(phi)), np.repeat(ct[:, None], npp, 1)], -1)
+    grid = grid.reshape(-1, 3)
+    vals = np.concatenate([np.asarray(f(grid[i:i + batch]), dtype=np.float64).reshape(-1)
+                           for i in range(0, len(grid), batch)])
+    if vals.shape != (len(grid),) or not np.all(np.isfinite(vals)):
+        raise ValueError("f must map an (M, 3) array of unit vectors to M finite values")
+    fm = np.fft.rfft(vals.reshape(nt, npp), axis=1)[:, : kmax + 1] * (2 * np.pi / npp)   # int f e^{-i m phi} dphi
+    p = np.zeros(kmax + 1)
+    ks = np.arange(kmax + 1)
+    for m in range(kmax + 1):
+        Y = sph_harm_y(ks[m:, None], m, theta[None, :], 0.0).real                        # Y_km(theta, 0), real
+        a = Y @ (wt * fm[:, m])                                                          # <f, Y_km>, k = m..kmax
+        p[m:] += (1.0 if m == 0 else 2.0) * np.abs(a) ** 2                               # +-m (f real)
+    return p / (4 * np.pi)
