@@ -5,8 +5,9 @@ initialisation of width h = 4096, alpha-trick with alpha = 1, float64, full-batc
 Both runs start from the same weights and stop at the same criterion, train error <(F - y)^2>/<y^2> <= 1e-5 (or
 ``--max-steps``).
 
-* ours: :func:`verify.spherical.train` -- closed-form gradients in a fused numba kernel (pre-activations recomputed
-  per block of neurons, never stored), no autograd graph, adaptive step with rejection;
+* ours: :func:`verify.spherical.train` -- closed-form gradients in a fused numba kernel (each neuron's P
+  pre-activations recomputed in a buffer, the (P, h) matrix never stored), no autograd graph, adaptive step with
+  rejection;
 * baseline: ``torch.nn.Parameter`` + autograd + ``torch.optim.SGD`` at the fixed rate ``lr * h`` (no fusion).
 
 ``python -m benchmarks spherical [--P 1024 --h 4096 --d 5 --threads N --max-steps 5000 --tol 1e-5]``

@@ -11,8 +11,8 @@ uniform on S^{D-1} and ``beta_i = +-1`` in pairs sharing ``(w_i, b_i)``, so ``f_
 rotation invariant.
 
 * :class:`TwoLayerReLU`, :func:`symmetric_init` -- the model (a ``torch.nn.Module``);
-* :func:`train` -- closed-form gradients (no autograd graph), float64, a fused numba kernel on CPU (one pass over
-  (P, h) per direction, pre-activations recomputed in cache) or torch matmuls on GPU, adaptive step with rejection
+* :func:`train` -- closed-form gradients (no autograd graph), float64, a fused numba kernel on CPU (two passes over
+  the neurons, each neuron's P pre-activations recomputed in a buffer) or torch matmuls on GPU, adaptive step with rejection
   and stopping rules (train error, stall, max steps / time);
 * :func:`empirical_ntk`, :func:`krr_predict` -- finite-width NTK and the infinite-width lazy limit;
 * :func:`sweep` / :func:`run` / ``python -m verify.spherical --out DIR [--quick]`` -- learning curves of the lazy
@@ -153,27 +153,30 @@ def symmetric_init(h: int, d: int, *, alpha: float = 1.0, bias: bool = False, in
 # ------------------------------------------------------------------------------------------------------------------
 @nb.njit(parallel=True, cache=True, fastmath=True)
 def _fused_grad(X, WT, b, beta, y, alpha, nblk):  # pragma: no cover - compiled
-    """Loss and gradients of L = sum (alpha f - y)^2 / (2 alpha^2 P) w.r.t. (W^T, b, beta); two passes over the
-    (P, h) pre-activations, recomputed per block of neurons (never stored)."""
+    """Loss and gradients of L = sum (alpha f - y)^2 / (2 alpha^2 P) w.r.t. (W^T, b, beta): two passes over the
+    neurons (split in ``nblk`` chunks, one per thread), each recomputing a neuron's P pre-activations
+    z_mu = b_i + w_i.x_mu in a length-P buffer (never the (P, h) matrix), against X^T so that the loops over the
+    samples are contiguous and vectorise; the forward pass reduces into one partial output per chunk."""
     P, d = X.shape
     h = WT.shape[1]
+    XT = np.ascontiguousarray(X.T)
     bs = (h + nblk - 1) // nblk
     parts = np.zeros((nblk, P))
     for t in nb.prange(nblk):
-        i0 = t * bs
-        n = min(h, i0 + bs) - i0
-        z = np.empty(n)
-        for mu in range(P):
-            for i in range(n):
-                z[i] = b[i0 + i]
+        z = np.empty(P)
+        acc = np.zeros(P)
+        for i in range(t * bs, min(h, (t + 1) * bs)):
+            bi = b[i]
+            for mu in range(P):
+                z[mu] = bi
             for k in range(d):
-                xk = X[mu, k]
-                for i in range(n):
-                    z[i] += WT[k, i0 + i] * xk
-            s = 0.0
-            for i in range(n):
-                s += beta[i0 + i] * max(z[i], 0.0)
-            parts[t, mu] = s
+                wk = WT[k, i]
+                for mu in range(P):
+                    z[mu] += wk * XT[k, mu]
+            be = beta[i]
+            for mu in range(P):
+                acc[mu] += be * max(z[mu], 0.0)
+        parts[t] = acc
     f = np.zeros(P)
     for t in range(nblk):
         f += parts[t]
@@ -189,31 +192,31 @@ def _fused_grad(X, WT, b, beta, y, alpha, nblk):  # pragma: no cover - compiled
     gb = np.zeros(h)
     gbeta = np.zeros(h)
     for t in nb.prange(nblk):
-        i0 = t * bs
-        n = min(h, i0 + bs) - i0
-        z = np.empty(n)
-        m = np.empty(n)
-        for mu in range(P):
-            rm = r[mu]
-            for i in range(n):
-                z[i] = b[i0 + i]
+        z = np.empty(P)
+        m = np.empty(P)
+        for i in range(t * bs, min(h, (t + 1) * bs)):
+            bi = b[i]
+            for mu in range(P):
+                z[mu] = bi
             for k in range(d):
-                xk = X[mu, k]
-                for i in range(n):
-                    z[i] += WT[k, i0 + i] * xk
-            for i in range(n):
-                m[i] = rm if z[i] > 0 else 0.0
-                gbeta[i0 + i] += m[i] * z[i]
-                gb[i0 + i] += m[i]
+                wk = WT[k, i]
+                for mu in range(P):
+                    z[mu] += wk * XT[k, mu]
+            sb = 0.0
+            sbeta = 0.0
+            for mu in range(P):
+                mm = r[mu] if z[mu] > 0 else 0.0
+                m[mu] = mm
+                sb += mm
+                sbeta += mm * z[mu]
+            c = beta[i] / h
             for k in range(d):
-                xk = X[mu, k]
-                for i in range(n):
-                    gWT[k, i0 + i] += m[i] * xk
-    for i in range(h):
-        gbeta[i] /= h
-        gb[i] *= beta[i] / h
-        for k in range(d):
-            gWT[k, i] *= beta[i] / h
+                s = 0.0
+                for mu in range(P):
+                    s += m[mu] * XT[k, mu]
+                gWT[k, i] = s * c
+            gb[i] = sb * c
+            gbeta[i] = sbeta / h
     return loss, F, gWT, gb, gbeta
 
 
