@@ -151,6 +151,18 @@ def symmetric_init(h: int, d: int, *, alpha: float = 1.0, bias: bool = False, in
 # ------------------------------------------------------------------------------------------------------------------
 # closed-form gradients
 # ------------------------------------------------------------------------------------------------------------------
+@nb.njit(cache=True, fastmath=True, inline="always")
+def _preactivations(z, XT, WT, b, i):  # pragma: no cover - compiled
+    """In place: ``z_mu = b_i + sum_k W_ik X_mu,k`` for every sample mu (X^T rows contiguous in mu)."""
+    bi = b[i]
+    for mu in range(z.shape[0]):
+        z[mu] = bi
+    for k in range(XT.shape[0]):
+        wk = WT[k, i]
+        for mu in range(z.shape[0]):
+            z[mu] += wk * XT[k, mu]
+
+
 @nb.njit(parallel=True, cache=True, fastmath=True)
 def _fused_grad(X, WT, b, beta, y, alpha, nblk):  # pragma: no cover - compiled
     """Loss and gradients of L = sum (alpha f - y)^2 / (2 alpha^2 P) w.r.t. (W^T, b, beta): two passes over the
@@ -166,13 +178,7 @@ def _fused_grad(X, WT, b, beta, y, alpha, nblk):  # pragma: no cover - compiled
         z = np.empty(P)
         acc = np.zeros(P)
         for i in range(t * bs, min(h, (t + 1) * bs)):
-            bi = b[i]
-            for mu in range(P):
-                z[mu] = bi
-            for k in range(d):
-                wk = WT[k, i]
-                for mu in range(P):
-                    z[mu] += wk * XT[k, mu]
+            _preactivations(z, XT, WT, b, i)
             be = beta[i]
             for mu in range(P):
                 acc[mu] += be * max(z[mu], 0.0)
@@ -195,13 +201,7 @@ def _fused_grad(X, WT, b, beta, y, alpha, nblk):  # pragma: no cover - compiled
         z = np.empty(P)
         m = np.empty(P)
         for i in range(t * bs, min(h, (t + 1) * bs)):
-            bi = b[i]
-            for mu in range(P):
-                z[mu] = bi
-            for k in range(d):
-                wk = WT[k, i]
-                for mu in range(P):
-                    z[mu] += wk * XT[k, mu]
+            _preactivations(z, XT, WT, b, i)
             sb = 0.0
             sbeta = 0.0
             for mu in range(P):
