@@ -231,6 +231,12 @@ def test_feature_error_spectrum_is_the_curve_shell_by_shell(d, P):
     np.testing.assert_allclose(e[on], N[on] * lam[on] * (1 - L[on]) ** 2 / P, rtol=1e-12)
     assert np.sum(N * L) <= P * (1 + 1e-6)          # the remainder above kmax takes the rest of the P pins
     assert float(e.sum() + rest) == pytest.approx(float(th.feature_learning_curve(d, [P], kmax=200)[0]), rel=1e-12)
+    with pytest.raises(ValueError, match="P must be"):
+        th.feature_error_spectrum(d, 0.5)
+    with pytest.raises(ValueError, match="kmax"):
+        th.feature_error_spectrum(d, P, kmax=3)
+    with pytest.raises(ValueError, match="d must be"):
+        th.feature_error_spectrum(1, P)
 
 
 @settings(max_examples=3, deadline=None)

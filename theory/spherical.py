@@ -383,6 +383,20 @@ def mercer_eigenvalues(kind: str, d: int, kmax: int = 400, *, bias: bool = False
     return lam
 
 
+def _eigenlearning_kappa(lam: np.ndarray, mult: np.ndarray, rest: float, P: float) -> float:
+    """The eigenlearning constant ``kappa > 0`` solving ``sum_k N_k lam_k/(lam_k + kappa) + rest/kappa = P`` (the
+    left side falls monotonically in kappa), by bisection in ``log kappa`` to double precision."""
+    lo, hi = math.log(1e-300), math.log(1e3 * (lam.max() + rest + 1))
+    for _ in range(200):
+        mid = 0.5 * (lo + hi)
+        kap = math.exp(mid)
+        if float(mult @ (lam / (lam + kap))) + rest / kap > P:
+            lo = mid
+        else:
+            hi = mid
+    return math.exp(0.5 * (lo + hi))
+
+
 def eigenlearning_curve(P, lam: np.ndarray, mult: np.ndarray, target_power: np.ndarray, *,
                         trace: float | None = None) -> np.ndarray:
     r"""Predicted test MSE of ridgeless kernel regression with P uniform points (Bordelon, Canatar, Pehlevan 2020;
@@ -402,20 +416,7 @@ def eigenlearning_curve(P, lam: np.ndarray, mult: np.ndarray, target_power: np.n
     for p in np.atleast_1d(P).astype(np.float64):
         if p < 1:
             raise ValueError(f"P must be >= 1, got {p}")
-
-        def g(lk):
-            kap = math.exp(lk)
-            return float(mult @ (lam / (lam + kap))) + rest / kap - p
-
-        lo, hi = math.log(1e-300), math.log(1e3 * (lam.max() + rest + 1))
-        for _ in range(200):
-            mid = 0.5 * (lo + hi)
-            if g(mid) > 0:
-                lo = mid
-            else:
-                hi = mid
-        kap = math.exp(0.5 * (lo + hi))
-        L = lam / (lam + kap)
+        L = lam / (lam + _eigenlearning_kappa(lam, mult, rest, p))
         e0 = p / (p - float(mult @ L**2))
         out.append(e0 * float(v2 @ (1 - L) ** 2))
     return np.array(out)
@@ -447,16 +448,7 @@ def feature_error_spectrum(d: int, P: float, *, kmax: int = 400) -> tuple[np.nda
     if not p >= 1:
         raise ValueError(f"P must be >= 1, got {P!r}")
     lam, N, rest = _rf_shells(d, int(kmax))
-    lo, hi = math.log(1e-300), math.log(1e3 * (lam.max() + rest + 1))
-    for _ in range(200):
-        mid = 0.5 * (lo + hi)
-        kap = math.exp(mid)
-        if float(N @ (lam / (lam + kap))) + rest / kap > p:
-            lo = mid
-        else:
-            hi = mid
-    kap = math.exp(0.5 * (lo + hi))
-    L = lam / (lam + kap)
+    L = lam / (lam + _eigenlearning_kappa(lam, N, rest, p))
     return N * lam * (1 - L) ** 2 / p, L, rest / p
 
 
