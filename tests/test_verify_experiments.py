@@ -50,6 +50,11 @@ def test_expected_rows_and_figures(records):
     data = recs["cnn_layers"]["data"]["2d"]
     assert len(data["trained"]) == SIZES["tiny"]["cnn2d"]["depth"] + 1
     assert data["theory"] is not None  # theory.scale_detection is in this checkout
+    # the 2D channel-shuffle test runs on the size's VGG set-up (the paper's nets), measured after every ReLU and
+    # pooling layer; 1D on the shared ConvNet
+    sh = recs["channel_shuffle"]["data"]
+    assert sh["2d"]["architecture"].startswith("VGGNet") and sh["1d"]["architecture"].startswith("ConvNet")
+    assert len(sh["2d"]["trained"]) == 13 + 1
 
 
 def test_handcrafted_torch_network_matches_exact_theory(records):

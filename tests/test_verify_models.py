@@ -119,3 +119,60 @@ def test_tapped_exposes_representations():
     torch.testing.assert_close(tapped(x), net(x))
     with pytest.raises(ValueError, match="expected 2"):
         Tapped(net, 2)(x)
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# VGG
+
+
+@pytest.mark.parametrize("n", [8, 28])
+def test_vggnet_shapes_layers_and_pooling(n):
+    """VGG11 (×1/16): 8 conv units and 5 ceil-mode poolings (28 -> 14 -> 7 -> 4 -> 2 -> 1); the named layers are
+    exactly the post-ReLU / post-pooling outputs, in depth order, which a forward hook can read."""
+    from verify.models import VGGNet
+    net = VGGNet(config="vgg11", width_mult=1 / 16, seed=0).eval()
+    names = net.layer_names(include_output=False)
+    assert len(names) == 13 and sum(nm.endswith(".act") for nm in names) == 8
+    assert len(net.conv_layers()) == 8
+    x = torch.randn(3, n, n, dtype=torch.float64)
+    captured = []
+    mods = dict(net.named_modules())
+    hs = [mods[nm].register_forward_hook(lambda m, i, o: captured.append(o)) for nm in names]
+    out = net(x)
+    for h in hs:
+        h.remove()
+    assert out.shape == (3, 1)
+    sizes = [c.shape[-1] for c in captured]
+    expect, s = [], n
+    for c in net.config:
+        s = -(-s // 2) if c == "M" else s
+        expect.append(s)
+    assert sizes == expect and sizes[-1] == 1
+    assert all(torch.all(c >= 0) for c in captured)          # ReLU outputs and max pools of them
+    torch.testing.assert_close(net(x), VGGNet(config="vgg11", width_mult=1 / 16, seed=0).eval()(x))
+
+
+def test_vggnet_initialisation_and_shuffle():
+    from verify.models import VGGNet
+    net = VGGNet(config=(32, "M", 64), width_mult=1.0, seed=3)
+    w = net.features[2].conv.weight
+    np.testing.assert_allclose(w.var().item(), 2 / (32 * 9), rtol=0.05)   # 18432 draws: s.e. of var ~1%
+    assert torch.all(net.features[2].conv.bias == 0) and torch.all(net.features[0].bn.weight == 1)
+    sh = shuffle_channels(net, seed=1)
+    w0, w1 = net.features[2].conv.weight, sh.features[2].conv.weight
+    for c in range(w0.shape[0]):   # every output channel keeps its multiset of input filters
+        a = sorted(map(tuple, w0[c].reshape(w0.shape[1], -1).tolist()))
+        b = sorted(map(tuple, w1[c].reshape(w1.shape[1], -1).tolist()))
+        assert a == b
+    assert not torch.equal(w0, w1)
+
+
+@pytest.mark.parametrize("kw,name", [(dict(config="vgg99"), "config"), (dict(config=("M", 8)), "config"),
+                                     (dict(config=(8, 0)), "config"), (dict(width_mult=0), "width_mult"),
+                                     (dict(width_mult=float("nan")), "width_mult"), (dict(in_channels=0), "in_channels")])
+def test_vggnet_bad_arguments(kw, name):
+    from verify.models import VGGNet
+    with pytest.raises(ValueError, match=name):
+        VGGNet(**kw)
+    with pytest.raises(ValueError, match="x must have shape"):
+        VGGNet(config=(4,))(torch.zeros(2, 2, 5, 5, dtype=torch.float64))

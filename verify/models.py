@@ -8,6 +8,7 @@ r"""Torch models with per-layer access to their representations f_k(x).
   readout f(x) = β · GAP(f_L(x)) + b.  1D (inputs (P, n) or (P, C, n)) or 2D (inputs (P, n, n) or (P, C, n, n)).
 * :class:`FCNet` — a fully-connected ReLU net of depth L and width H on the flattened input, the "poor architecture"
   of Petrini et al. (2021), which unlearns diffeo stability.
+* :class:`VGGNet` — a VGG-style 2D CNN (batch norm, max pooling), the deep nets of the paper's channel-shuffle test.
 * :func:`handcrafted_net` — the hand-constructed scale-detection network of :mod:`verify.handcrafted`.
 
 Representations: the post-ReLU activations of every layer are the outputs of the leaf modules ``blocks.{k-1}.act``
@@ -31,6 +32,8 @@ from torch import nn
 __all__ = [
     "ConvNet",
     "FCNet",
+    "VGGNet",
+    "VGG_CONFIGS",
     "handcrafted_net",
     "shuffle_channels",
     "conv_filters",
@@ -107,16 +110,17 @@ class _Representable(nn.Module):
 
 
 @torch.no_grad()
-def _he_init(blocks: nn.ModuleList, readout: nn.Linear, width: int, seed) -> None:
-    """He-normal weights N(0, 2/fan_in) (fan_in = C_in × filter size for convolutions), zero biases, readout
-    weights N(0, 1/H), zero readout bias; drawn in float64 from one seeded generator."""
+def _he_init(layers: Sequence[nn.Module], readout: nn.Linear, width: int, seed) -> None:
+    """He-normal weights N(0, 2/fan_in) for the conv / dense ``layers`` (fan_in = C_in × filter size for
+    convolutions), zero biases, readout weights N(0, 1/H), zero readout bias; drawn in float64 from one seeded
+    generator."""
     g = _generator(seed)
-    for block in blocks:
-        w = block.linear.weight
+    for layer in layers:
+        w = layer.weight
         fan_in = w.shape[1] * math.prod(w.shape[2:])
         w.copy_(torch.randn(w.shape, generator=g, dtype=torch.float64) * math.sqrt(2.0 / fan_in))
-        if block.linear.bias is not None:
-            block.linear.bias.zero_()
+        if layer.bias is not None:
+            layer.bias.zero_()
     readout.weight.copy_(torch.randn(readout.weight.shape, generator=g, dtype=torch.float64) / math.sqrt(width))
     if readout.bias is not None:
         readout.bias.zero_()
@@ -188,7 +192,7 @@ class ConvNet(_Representable):
 
     def reset_parameters(self, seed=0) -> None:
         """He-normal conv weights N(0, 2/(C_in F^dim)), zero biases, readout N(0, 1/H) (seeded)."""
-        _he_init(self.blocks, self.readout, self.width, seed)
+        _he_init([b.linear for b in self.blocks], self.readout, self.width, seed)
 
     def _prepare(self, x) -> torch.Tensor:
         p = next(self.parameters())
@@ -239,7 +243,7 @@ class FCNet(_Representable):
 
     def reset_parameters(self, seed=0) -> None:
         """He-normal weights N(0, 2/fan_in), zero biases, readout N(0, 1/H) (seeded)."""
-        _he_init(self.blocks, self.readout, self.width, seed)
+        _he_init([b.linear for b in self.blocks], self.readout, self.width, seed)
 
     def _prepare(self, x) -> torch.Tensor:
         p = next(self.parameters())
@@ -251,6 +255,104 @@ class FCNet(_Representable):
 
     def _head(self, h: torch.Tensor) -> torch.Tensor:
         return self.readout(h)
+
+
+VGG_CONFIGS: dict[str, tuple] = {
+    # conv widths and "M" (2x2 max pooling), Simonyan & Zisserman (2015), as used by Tomasini et al. (2022)
+    "vgg11": (64, "M", 128, "M", 256, 256, "M", 512, 512, "M", 512, 512, "M"),
+    "vgg13": (64, 64, "M", 128, 128, "M", 256, 256, "M", 512, 512, "M", 512, 512, "M"),
+    "vgg16": (64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512, "M"),
+}
+
+
+class VGGNet(nn.Module):
+    """VGG-style 2D CNN (the deep nets of Tomasini et al. 2022 on the scale-detection task and CIFAR10):
+    3×3 convolutions ("same" padding), optional batch norm, ReLU, 2×2 max pooling at the "M" entries of the
+    configuration, then global average pooling and a linear readout.
+
+    Parameters
+    ----------
+    config : a name of :data:`VGG_CONFIGS` or a sequence of conv widths and "M".
+    width_mult : every conv width is multiplied by this (rounded, at least 1).
+    batch_norm : BatchNorm2d after every conv (the paper's "VGG11bn").
+    bias : conv biases (the paper's VGG builder keeps them).
+    in_channels, out_dim, seed, dtype : as for :class:`ConvNet`.
+
+    Max pooling uses ``ceil_mode``, so a 1×1 map stays 1×1 (28×28 inputs: 28 → 14 → 7 → 4 → 2 → 1).  Representations:
+    the outputs of every ``features.{i}.act`` (after conv [+ BN] + ReLU) and every ``features.{i}`` pooling layer, in
+    depth order (:meth:`layer_names`), then ``readout``.  Initialisation: He-normal conv weights, zero biases, BN
+    weight 1 and bias 0, readout N(0, 1/H).
+    """
+
+    def __init__(self, *, config="vgg11", width_mult: float = 1.0, batch_norm: bool = True, bias: bool = True,
+                 in_channels: int = 1, out_dim: int = 1, seed=0, dtype: torch.dtype = torch.float64):
+        super().__init__()
+        if isinstance(config, str):
+            if config not in VGG_CONFIGS:
+                raise ValueError(f"config must be one of {sorted(VGG_CONFIGS)} or a sequence, got {config!r}")
+            config = VGG_CONFIGS[config]
+        config = tuple(config)
+        if not config or any(not (c == "M" or (isinstance(c, (int, np.integer)) and not isinstance(c, bool)
+                                                and c >= 1)) for c in config) or "M" == config[0]:
+            raise ValueError(f"config must be conv widths (integers >= 1) and 'M', starting with a conv, got {config!r}")
+        if not (isinstance(width_mult, (int, float)) and math.isfinite(width_mult) and width_mult > 0):
+            raise ValueError(f"width_mult must be a finite number > 0, got {width_mult!r}")
+        in_channels = _positive_int("in_channels", in_channels)
+        out_dim = _positive_int("out_dim", out_dim)
+        layers: list[nn.Module] = []
+        c_in = in_channels
+        for c in config:
+            if c == "M":
+                layers.append(nn.MaxPool2d(2, ceil_mode=True))
+                continue
+            c_out = max(1, int(round(c * width_mult)))
+            unit = nn.Sequential()
+            unit.add_module("conv", nn.Conv2d(c_in, c_out, 3, padding=1, bias=bias))
+            if batch_norm:
+                unit.add_module("bn", nn.BatchNorm2d(c_out))
+            unit.add_module("act", nn.ReLU())
+            layers.append(unit)
+            c_in = c_out
+        self.features = nn.Sequential(*layers)
+        self.readout = nn.Linear(c_in, out_dim)
+        self.config, self.width_mult, self.batch_norm, self.has_bias = config, float(width_mult), batch_norm, bias
+        self.in_channels, self.width = in_channels, c_in
+        self.reset_parameters(seed)
+        self.to(dtype)
+
+    def reset_parameters(self, seed=0) -> None:
+        """He-normal conv weights, zero biases, BN (1, 0), readout N(0, 1/H) (seeded)."""
+        convs = [m for m in self.features.modules() if isinstance(m, nn.Conv2d)]
+        _he_init(convs, self.readout, self.width, seed)
+        with torch.no_grad():
+            for m in self.features.modules():
+                if isinstance(m, nn.BatchNorm2d):
+                    m.reset_running_stats()
+                    m.weight.fill_(1.0)
+                    m.bias.zero_()
+
+    def layer_names(self, *, include_output: bool = True) -> list[str]:
+        """Module names whose outputs are the representations f_1 … f_L (post-ReLU and post-pooling), in depth
+        order, and ``readout`` if ``include_output``."""
+        names = [f"features.{i}.act" if isinstance(m, nn.Sequential) else f"features.{i}"
+                 for i, m in enumerate(self.features)]
+        return names + ["readout"] if include_output else names
+
+    def conv_layers(self) -> list[tuple[str, nn.Module]]:
+        """(name, conv module) for every conv layer, in depth order."""
+        return [(f"features.{i}.conv", m.conv) for i, m in enumerate(self.features) if isinstance(m, nn.Sequential)]
+
+    def forward(self, x) -> torch.Tensor:
+        p = next(self.parameters())
+        x = as_tensor(x, device=p.device, dtype=p.dtype)
+        if x.dim() == 3:
+            x = x.unsqueeze(1)
+        if x.dim() != 4 or x.shape[1] != self.in_channels:
+            raise ValueError(f"x must have shape (P, n, n) or (P, {self.in_channels}, n, n), got {tuple(x.shape)}")
+        return self.readout(self.features(x).flatten(2).mean(-1))
+
+    def extra_repr(self) -> str:
+        return f"width_mult={self.width_mult}, batch_norm={self.batch_norm}, bias={self.has_bias}"
 
 
 def handcrafted_net(xi: int, n: int, *, dim: int = 1, stride: int = 1, layers: int | None = None) -> nn.Module:

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from verify.models import ConvNet
+from verify.models import ConvNet, VGGNet
 from verify.train import TrainConfig, TrainResult, default_device, train
 
 VERDICTS = ("pass", "fail", "info")
@@ -31,6 +31,8 @@ SIZES: dict[str, dict[str, Any]] = {
                       gap=0.0),
         "fc": dict(depth=2, width=16, epochs=2, lr=0.05),
         "n_boot": 20, "checkpoint_every": 1, "handcrafted": dict(xi=5, n=12, layers=4, samples=200),
+        "shuffle2d": dict(arch="vgg", config="vgg11", width_mult=1 / 16, batch_norm=True, n=8, xi=3, epochs=2,
+                          lr=0.05, batch_size=32, n_pairs=120, probes=32, gap=0.0),
     },
     "quick": {
         "cnn1d": dict(n=48, xi=9, depth=6, width=32, epochs=60, lr=0.05, batch_size=64, n_pairs=None, probes=400,
@@ -47,6 +49,10 @@ SIZES: dict[str, dict[str, Any]] = {
                       probes=1000, gap=2.0),
         "fc": dict(depth=2, width=1024, epochs=150, lr=0.05),
         "n_boot": 200, "checkpoint_every": 10, "handcrafted": dict(xi=15, n=64, layers=12, samples=5000),
+        # the channel-shuffle test on the paper's own set-up (Tomasini et al. 2022, scale detection: VGG11bn, 28×28,
+        # ξ = 14, gap 2, ~2000 training pairs, hinge, SGD lr 0.05, batch 128, 300 epochs, 500 probes)
+        "shuffle2d": dict(arch="vgg", config="vgg11", width_mult=1.0, batch_norm=True, n=28, xi=14, gap=2.0,
+                          epochs=300, lr=0.05, batch_size=128, n_pairs=2800, probes=500),
     },
 }
 
@@ -290,16 +296,30 @@ def clear_cache() -> None:
     _CACHE.clear()
 
 
-def trained_cnn(dim: int, size: str, seed: int, device: str, *, progress: bool = True) -> TrainedCNN:
-    """Train (or fetch from the in-process cache) the scale-detection CNN of this size; measure every layer at
-    initialisation and after training (float64, on ``device``)."""
-    key = (dim, size, seed, device)
+def build_net(dim: int, p: dict, seed: int) -> torch.nn.Module:
+    """The network of a size entry: ``arch="convnet"`` (default; :class:`ConvNet`, stride 1, no bias, ``depth`` ×
+    ``width``) or ``arch="vgg"`` (2D :class:`VGGNet` with ``config``, ``width_mult``, ``batch_norm``, biases)."""
+    arch = p.get("arch", "convnet")
+    if arch == "convnet":
+        return ConvNet(dim=dim, depth=p["depth"], width=p["width"], bias=False, seed=seed)
+    if arch == "vgg":
+        if dim != 2:
+            raise ValueError(f"arch 'vgg' is a 2D network, got dim={dim}")
+        return VGGNet(config=p["config"], width_mult=p["width_mult"], batch_norm=p["batch_norm"], bias=True, seed=seed)
+    raise ValueError(f"arch must be 'convnet' or 'vgg', got {arch!r}")
+
+
+def trained_cnn(dim: int, size: str, seed: int, device: str, *, progress: bool = True,
+                config: str | None = None) -> TrainedCNN:
+    """Train (or fetch from the in-process cache) the scale-detection CNN of this size (``SIZES[size][config]``,
+    default ``"cnn{dim}d"``); measure every layer at initialisation and after training (float64, on ``device``)."""
+    key = (dim, size, seed, device, config)
     if key in _CACHE:
         return _CACHE[key]
     cfg = SIZES[size]
-    p = cfg[f"cnn{dim}d"]
+    p = cfg[config or f"cnn{dim}d"]
     task = scale_task(dim, p, seed)
-    net = ConvNet(dim=dim, depth=p["depth"], width=p["width"], bias=False, seed=seed)
+    net = build_net(dim, p, seed)
     init = copy.deepcopy(net)
     tcfg = TrainConfig(loss="hinge", epochs=p["epochs"], batch_size=p["batch_size"], lr=p["lr"],
                        checkpoint_every=cfg["checkpoint_every"], eval_every=max(1, p["epochs"] // 5), seed=seed,
