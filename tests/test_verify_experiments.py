@@ -143,6 +143,7 @@ def test_channel_shuffle_analysis():
     sh = _layers({"D": [1] * 5, "G": [1] * 5, "R": [1.0, 0.5, 0.2, 1.0, 0.01]})
     rows, s = channel_shuffle.analyse(2, tr, sh, init)
     assert rows[-1]["verdict"] == "fail" and rows[-1]["measured"] == pytest.approx(1.0)
+    assert s["layers_intact"] == 3 and rows[-2]["measured"] == "3 of 4"   # hidden layers 1-3 unchanged, 4 is not
 
 
 
