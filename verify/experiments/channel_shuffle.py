@@ -14,15 +14,15 @@ VGG11bn (:class:`verify.models.VGGNet`: batch norm, biases, max pooling) on 28×
 training pairs, 300 epochs, measured after every ReLU and every pooling layer), otherwise (``--quick``, and 1D) on
 the scale-detection ConvNet shared with ``cnn_layers``.  A CPU check of the VGG set-up (width ×1/8, 100 epochs,
 P = 1024; not the paper's width or length) memorised (test error 0.35) and lost the whole training gain when
-shuffled (last conv layer: log10 R -0.95 at init, -2.05 trained, -0.63 shuffled).  The full set-up itself, run once on
-2 CPU cores (VGG11bn at full width, 300 epochs, 62 min; seed 0, 500 probes, 3 permutations): test error 0.000,
-shuffled nets 0.503.  Over the 13 ReLU / pooling outputs, log10 R_k
-(init / trained / shuffled) is -0.10 / -0.08 / -0.08 after the first conv, -0.51 / -0.95 / -0.89 after the
-third (5th output), -0.54 / -1.64 / -1.03 after the fourth, and -0.55 / -2.43 / -1.00 at the last pooling layer.
-So the first 5 outputs (3 of the 8 convolutions) are unchanged by shuffling (|Δ| <= 0.18 decades), the deeper
-ones keep 24-46% of their training gain in log R (13% at the output), and the maximum |Δ| is 1.42 decades.  The first-half / second-half
-picture is the one the later version of the paper reports for CIFAR10; the talk's "no effect" holds only for the
-first layers.
+shuffled (last conv layer: log10 R -0.95 at init, -2.05 trained, -0.63 shuffled).  The full set-up itself, run
+once on 2 CPU cores (VGG11bn at full width, 300 epochs, 62 min; seed 0, 500 probes, 3 permutations, measured in
+float32): test error 0.000, shuffled nets 0.503.  Over the 13 ReLU / pooling outputs, log10 R_k (init / trained /
+shuffled) is -0.10 / -0.08 / -0.08 after the first conv, -0.51 / -0.95 / -0.89 after the third (5th output),
+-0.54 / -1.64 / -1.03 after the fourth, and -0.55 / -2.43 / -1.00 at the last pooling layer.  So the first 5
+outputs (3 of the 8 convolutions) are unchanged by shuffling (|Δ| <= 0.18 decades), the deeper ones keep 24-46% of
+their training gain in log R (13% at the output), and the maximum |Δ| is 1.42 decades.  This first-half /
+second-half picture is the one the later version of the paper reports for CIFAR10; the talk's "no effect" holds
+only for the first layers.
 
 R_k(shuffled) is the geometric mean over ``N_PERMUTATIONS`` independent permutation sets: with one draw the
 statistic scatters by 0.1-0.3 decades per hidden layer (0.8 at the output), as much as the tolerance (2D quick net,
