@@ -137,13 +137,10 @@ from numerics.sphere import harmonic_power_s2, make_dataset
 P3, K3 = (128, 60) if QUICK else (1024, 160)
 D3 = make_dataset(P3, 3, target="constant", P_test=10, seed=0)
 sol3 = min_l1_interpolant(D3.x, D3.y, sample_sphere(4 * P3, 3, seed=1))
-K_lazy = th.ntk(D3.x)
-a_lazy = np.linalg.solve(K_lazy, D3.y)
 pw_f = harmonic_power_s2(lambda z: sol3(z) - 1.0, K3)
-pw_l = harmonic_power_s2(lambda z: th.ntk(z, D3.x) @ a_lazy - 1.0, K3)
+pw_l = harmonic_power_s2(lambda z: vs.krr_predict(D3.x, D3.y, z) - 1.0, K3)
 heur, L3, _ = th.feature_error_spectrum(3, P3)
-c = sol3.coef[sol3.coef != 0]
-amp = P3 * float(np.sum(c**2))                       # the atoms' incoherent power P sum c_a^2 (measured)
+amp = P3 * float(np.sum(sol3.coef**2))               # the atoms' incoherent power P sum c_a^2 (measured)
 kk = np.arange(K3 + 1)
 kc = int(np.flatnonzero(L3 >= 0.5).max())            # last pinned degree
 print(f"P = {P3}: k_c = {kc} (last degree with L_k >= 1/2), P sum c^2 = {amp:.1f}")

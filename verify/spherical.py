@@ -434,7 +434,7 @@ SIZES = {
     # d values, training-set sizes, seeds, test points, dictionary factor, rotation angle, rotation test points
     # full: the acceptance range P = 64..2048 with 8 seeds: the per-seed log-errors scatter by 0.1-0.4 (more at small
     # P), and 3 seeds moved the d = 3 feature slope by 0.06 (2.37 [2.30, 2.44] with seeds 0-2, 2.43 [2.36, 2.50] with
-    # seeds 0-7); one LP at P = 2048 (8192-direction dictionary) takes 25-50 s on 2 cores, the sweep ~17 min
+    # seeds 0-7); one LP at P = 2048 (8192-direction dictionary) takes 25-50 s on 2 cores, the sweep ~15 min
     "full": dict(ds=(3, 5), Ps=(64, 128, 256, 512, 1024, 2048), seeds=8, P_test=4000, dict_factor=4),
     "quick": dict(ds=(3, 5), Ps=(64, 128, 256, 512), seeds=2, P_test=2000, dict_factor=4),
     "tiny": dict(ds=(3,), Ps=(32, 64, 128), seeds=2, P_test=500, dict_factor=4),

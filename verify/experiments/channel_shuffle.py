@@ -215,8 +215,7 @@ def run(*, quick: bool, out_dir: Path, seed: int = 0, device: str | None = None,
         err_sh = float(np.mean([classification_error(m, task.x_test, task.y_test) for m in copies]))
         rows.append(make_row(NAME, f"{dim}D test error: trained / channels shuffled", None,
                              f"{err_tr:.3f} / {err_sh:.3f}", None, "info"))
-        data[f"{dim}d"] = {"architecture": repr(net.model), "set_up": SIZES[size][config or f"cnn{dim}d"],
-                           "test_err_trained_net": net.test_err,
+        data[f"{dim}d"] = {"architecture": repr(net.model), "set_up": task.params,
                            "trained": net.layers_trained, "shuffled": shuffled, "init": net.layers_init,
                            "shuffled_per_permutation": per_perm, "gain_kept_partial_shuffle": kept,
                            "test_err_trained": err_tr, "test_err_shuffled": err_sh, **summary}
