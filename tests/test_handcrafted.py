@@ -16,11 +16,16 @@ from numerics.scale_detection import NetGeometry, diffeo_moves, forward, make_da
 from verify.handcrafted import HandcraftedNet
 
 
-def _overlap(d, xi, n, periodic):
-    a = np.abs(d.positions[:, 1] - d.positions[:, 0]).reshape(len(d), -1)
+def _overlap_pos(positions, xi, n, periodic):
+    """prod_a (xi - |Delta_a|)_+ for positions of shape (P, 2) (1D) or (P, 2, 2) (2D)."""
+    a = np.abs(positions[:, 1] - positions[:, 0]).reshape(len(positions), -1)
     if periodic:
         a = np.minimum(a, n - a)
     return np.prod(np.clip(xi - a, 0, None), axis=1).astype(float)
+
+
+def _overlap(d, xi, n, periodic):
+    return _overlap_pos(d.positions, xi, n, periodic)
 
 
 @pytest.mark.parametrize("dim,periodic,xi,n,layers", [
@@ -39,9 +44,15 @@ def test_output_is_overlap_and_accuracy_is_one(dim, periodic, xi, n, layers):
     # perturbed (moved, possibly colliding) inputs: still the overlap of the moved pixels
     xt = diffeo_moves(d, seed=0)
     ft = net(torch.from_numpy(xt)).numpy()
-    assert np.all(ft >= -1e-12)
-    coll = xt.reshape(len(d), -1).max(1) == 2
-    np.testing.assert_allclose(ft[coll], xi ** dim, atol=1e-9)
+    flat = xt.reshape(len(d), -1)
+    coll = flat.max(1) == 2
+    assert coll.any() and (~coll).any()
+    np.testing.assert_allclose(ft[coll], xi ** dim, atol=1e-9)        # both pixels on one site: full overlap
+    # every other sample: the overlap of the two moved pixels, read back from the image
+    idx = np.argwhere(flat[~coll] == 1)[:, 1].reshape(-1, 2)
+    moved = np.stack([np.stack(np.unravel_index(idx[:, j], xt.shape[1:]), -1) for j in (0, 1)], 1)
+    assert np.all(flat[~coll].sum(1) == 2)
+    np.testing.assert_allclose(ft[~coll], _overlap_pos(moved, xi, n, periodic), atol=1e-9)
 
 
 def test_2d_euclidean_labels_errors_exactly_where_linf_and_l2_disagree():

@@ -88,8 +88,21 @@ def test_power_law_fit(beta, noise, seed):
     P = np.array([64, 128, 256, 512, 1024])
     err = 3.0 * P[:, None] ** (-beta) * np.exp(noise * rng.standard_normal((5, 4)))
     f = fit_power_law(P, err)
-    assert f.ci[0] <= f.exponent <= f.ci[1]
-    assert abs(f.exponent - beta) < 1e-9 + 8 * f.se + 1e-9  # consistent with its own s.e.
+    # a second computation of the same least-squares fit: numpy's polyfit with its covariance (scaled by the
+    # residual variance with m - 2 degrees of freedom, as in the module)
+    lx, ly = np.repeat(np.log(P), 4), np.log(err).ravel()
+    m = lx.size
+    if noise > 0:
+        coef, cov = np.polyfit(lx, ly, 1, cov="unscaled")
+        s2 = np.sum((ly - np.polyval(coef, lx)) ** 2) / (m - 2)
+        assert f.exponent == pytest.approx(-coef[0], rel=1e-9, abs=1e-12)
+        assert f.se == pytest.approx(math.sqrt(s2 * cov[0, 0]), rel=1e-6)
+    # the interval is beta +- t_{0.975, m-2} se
+    q = stats.t.ppf(0.975, m - 2)
+    assert f.ci[0] == pytest.approx(f.exponent - q * f.se, abs=1e-12)
+    assert f.ci[1] == pytest.approx(f.exponent + q * f.se, abs=1e-12)
+    # under Gaussian log-noise (beta_hat - beta)/se is exactly Student t with m - 2 dof: a two-sided 2e-7 bound
+    assert abs(f.exponent - beta) <= stats.t.ppf(1 - 1e-7, m - 2) * f.se + 1e-9
     if noise == 0:
         assert math.isclose(f.exponent, beta, rel_tol=1e-9) and math.isclose(f.prefactor, 3.0, rel_tol=1e-9)
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import sympy as sp
 from hypothesis import given, settings, strategies as st
-from scipy import integrate
+from scipy import integrate, optimize
 from scipy.special import eval_legendre
 
 from theory import spherical as th
@@ -44,11 +44,16 @@ def test_ntk_matches_uniform_sphere_monte_carlo(bias):
     th_ /= np.linalg.norm(th_, axis=1, keepdims=True)
     Z = u @ th_.T
     A, M = np.maximum(Z, 0), (Z > 0) * 1.0
-    mc = (A @ A.T + (M @ M.T) * (u @ u.T)) / th_.shape[0]
-    # per-entry s.e. <= 0.5*|u|^2/sqrt(4e5) ~ 1.6e-3 (bias: |u|^2 = 2); 5 s.e. bound
-    assert np.abs(mc - th.ntk(x, bias=bias)).max() < 5 * 1.6e-3
-    rf = A @ A.T / th_.shape[0]
-    assert np.abs(rf - th.rf_kernel(x, bias=bias)).max() < 5e-3
+    n = th_.shape[0]
+    uu = u @ u.T
+    # per-sample terms of each entry, from which the entry's own standard error is measured
+    s_ntk = A[:, None, :] * A[None, :, :] + M[:, None, :] * M[None, :, :] * uu[:, :, None]
+    s_rf = A[:, None, :] * A[None, :, :]
+    iu = np.triu_indices(6)   # 21 distinct entries; Bonferroni: z with two-sided rate 1e-6 / 21 per entry
+    z = 5.6
+    for samples, exact in ((s_ntk, th.ntk(x, bias=bias)), (s_rf, th.rf_kernel(x, bias=bias))):
+        mean, se = samples.mean(-1), samples.std(-1) / math.sqrt(n)
+        assert np.all(np.abs(mean - exact)[iu] < z * se[iu])
 
 
 def test_ntk_symmetry_and_homogeneity():
@@ -228,9 +233,24 @@ def test_feature_error_spectrum_is_the_curve_shell_by_shell(d, P):
     on = lam > 0
     order = np.argsort(-lam[on])
     assert np.all(np.diff(L[on][order]) <= 1e-12)
-    np.testing.assert_allclose(e[on], N[on] * lam[on] * (1 - L[on]) ** 2 / P, rtol=1e-12)
-    assert np.sum(N * L) <= P * (1 + 1e-6)          # the remainder above kmax takes the rest of the P pins
-    assert float(e.sum() + rest) == pytest.approx(float(th.feature_learning_curve(d, [P], kmax=200)[0]), rel=1e-12)
+    # one eigenlearning constant for every shell: kappa_k = lambda_k (1 - L_k)/L_k is the same for all k
+    # (on shells with 1e-6 < L_k < 1 - 1e-6, where 1 - L_k and L_k carry >= 10 significant digits)
+    mid = on & (L > 1e-6) & (L < 1 - 1e-6)
+    assert mid.sum() >= 2
+    kap = lam[mid] * (1 - L[mid]) / L[mid]
+    np.testing.assert_allclose(kap, kap[0], rtol=1e-8)
+    # and it solves sum_k N_k L_k + rest/kappa = P, with the remainder above kmax computed here from the kernel's
+    # trace (k(x, x) = 1/(2D) on the unit sphere) and the constant found by an independent root finder
+    tr_rest = 1.0 / (2 * d) - float(N @ lam)
+    assert tr_rest > 0
+    kappa = optimize.brentq(lambda q: float(N @ (lam / (lam + q))) + tr_rest / q - P, 1e-300, 1e3, xtol=1e-300,
+                            rtol=1e-14, maxiter=500)
+    assert kap[0] == pytest.approx(kappa, rel=1e-8)
+    L2 = lam / (lam + kappa)
+    np.testing.assert_allclose(e, N * lam * (1 - L2) ** 2 / P, rtol=1e-8, atol=1e-300)
+    assert rest == pytest.approx(tr_rest / P, rel=1e-9)
+    assert float(th.feature_learning_curve(d, [P], kmax=200)[0]) == pytest.approx(
+        float((N * lam * (1 - L2) ** 2).sum() + tr_rest) / P, rel=1e-8)
     with pytest.raises(ValueError, match="P must be"):
         th.feature_error_spectrum(d, 0.5)
     with pytest.raises(ValueError, match="kmax"):

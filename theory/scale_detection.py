@@ -175,7 +175,12 @@ def diffeo_input_norm(n: int, *, dim: int = 1, periodic: bool = False) -> float:
     """E_{x,tau}|tau x - x|^2 exactly, over all pairs and the 3^(2 dim) moves.
 
     |tau x - x|^2 = sum over the four points (moved pixels with +1, original with -1) of
-    c_i c_j [p_i = p_j]; depends only on the displacement Delta (translation invariance)."""
+    c_i c_j [p_i = p_j]; depends only on the displacement Delta (translation invariance).
+    ``n`` must be an integer >= 3 on the torus (``periodic``) and >= 4 otherwise (two positions at least, with a
+    one-pixel margin), ``dim`` 1 or 2."""
+    if dim not in (1, 2) or isinstance(dim, bool):
+        raise ValueError(f"dim must be 1 or 2, got {dim!r}")
+    n = _int("n", n, 3 if periodic else 4)
     side = n if periodic else n - 2
     if periodic:
         ds = [np.arange(n)] * dim
@@ -614,11 +619,18 @@ def asymptotic_laws(dim: int = 1, stride: int = 1) -> dict:
       R_k = D_k/G_k ~ k^(-3/2) (1D), k^(-2) (2D).
     G_next adds the O(1) term (V/4) sum_e c(e) (pooled layer-1 fluctuations), which makes the
     1D law accurate at moderate k (the leading term alone converges like k^(-1/2)).
-    Stride s (block sums): a +-1 move leaves its s^k block w.p. s^-k per axis, so
-      D_k ~ (2/3) dim s^-k;  layer-k units sum s^(k-1) dim independent rectified units of mean
-      sigma s^(dim/2)/sqrt(2 pi), so G_k ~ V s^((k-1) dim)/(8 pi):  s^k (1D), s^(2k) (2D);
-      R_k ~ s^-(dim+1)k.
+    Stride s (block sums): a move of one step (probability 2/3 per axis) leaves its s^k block w.p. s^-k,
+    so a pixel changes block w.p. 1 - (1 - (2/3) s^-k)^dim, which is D_k as n -> infinity at every k
+    (``D_limit``; the two pixels in distinct blocks, |f(tau x) - f(x)|^2 = 2 per pixel that changes block
+    against E|f(x1) - f(x2)|^2 = 4), with leading term D_k ~ (2/3) dim s^-k;  layer-k units sum
+    s^(k-1) dim independent rectified units of mean sigma s^(dim/2)/sqrt(2 pi), so
+    G_k ~ V s^((k-1) dim)/(8 pi):  s^k (1D), s^(2k) (2D);  R_k ~ s^-(dim+1)k.
+    ``dim`` must be 1 or 2 and ``stride`` an integer >= 1 (ValueError otherwise).
     """
+    dim = _int("dim", dim, 1)
+    if dim not in (1, 2):
+        raise ValueError(f"dim must be 1 or 2, got {dim}")
+    stride = _int("stride", stride, 1)
     k = sp.Symbol("k", positive=True)
     V = 4 * (1 - sp.Rational(1, 3 ** dim))
     if stride == 1:
@@ -641,8 +653,9 @@ def asymptotic_laws(dim: int = 1, stride: int = 1) -> dict:
         D = sp.Rational(2, 3) * dim * s ** (-k)
         G = V * s ** ((k - 1) * dim) / (8 * sp.pi)
         # next order: the unpooled variance of the (n/s)^dim rectified layer-1 units
-        return {"k": k, "D": sp.simplify(D), "G": sp.simplify(G), "G_next": G + V * (sp.pi - 1) / (8 * sp.pi),
-                "R": sp.simplify(D / G)}
+        D_limit = 1 - (1 - sp.Rational(2, 3) * s ** (-k)) ** dim
+        return {"k": k, "D": sp.simplify(D), "D_limit": D_limit, "G": sp.simplify(G),
+                "G_next": G + V * (sp.pi - 1) / (8 * sp.pi), "R": sp.simplify(D / G)}
 
 
 # ----------------------------------------------------------------------------------------------

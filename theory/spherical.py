@@ -342,6 +342,8 @@ def harmonic_multiplicity(d: int, k: np.ndarray) -> np.ndarray:
     """Number of degree-k spherical harmonics on S^{d-1}: ``N(d,k) = (2k+d-2)/k * binom(k+d-3, k-1)``, N(d,0) = 1."""
     _check_d(d)
     k = np.asarray(k, dtype=np.float64)
+    if not np.all(np.isfinite(k)) or np.any(k < 0) or np.any(k != np.rint(k)):
+        raise ValueError(f"k must hold integers >= 0, got {k!r}")
     from scipy.special import gammaln
     with np.errstate(divide="ignore", invalid="ignore"):
         n = (2 * k + d - 2) / np.maximum(k, 1) * np.exp(gammaln(k + d - 2) - gammaln(k) - gammaln(d - 1))
@@ -363,6 +365,8 @@ def mercer_eigenvalues(kind: str, d: int, kmax: int = 400, *, bias: bool = False
         raise ValueError(f"kind must be 'ntk' or 'rf', got {kind!r}")
     if bias:
         raise ValueError("mercer_eigenvalues: bias=True is not a dot-product kernel on the sphere; use bias=False")
+    if isinstance(kmax, bool) or not isinstance(kmax, (int, np.integer)) or kmax < 0:
+        raise ValueError(f"kmax must be an integer >= 0, got {kmax!r}")
     from scipy.special import eval_gegenbauer, roots_legendre
     n = 4 * kmax + 200
     z, wq = roots_legendre(n)
