@@ -264,9 +264,12 @@ def test_feature_error_spectrum_is_the_curve_shell_by_shell(d, P):
 def test_feature_error_spectrum_matches_the_min_l1_tail(seed):
     """Independent check of the heuristic's mechanism (d = 3, P = 128): the measured per-degree power of the min-L1
     interpolant's error (numerics.atoms LP + numerics.sphere.harmonic_power_s2) above twice the pinning degree k_c
-    equals P sum_a c_a^2 (measured from the solution) times the heuristic spectrum, with no fitted constant (ratio
-    0.955-1.046 over 5 seeds; tolerance 0.85-1.15).  The pinned degrees k <= k_c, which the heuristic treats as
-    error-free, carry most of the error instead (86-93%): that is where the heuristic is incomplete."""
+    equals P sum_a c_a^2 (measured from the solution) times the heuristic spectrum, with no fitted constant.
+    The tolerance (15%) is the accuracy claimed for the heuristic there, not a noise bound: the measured tail power
+    sums N ~ 6000 harmonic coefficients, whose sampling scatter is ~ sqrt(2/N) ~ 2% (asserted below to be under a
+    fifth of the tolerance), so a failure means the mechanism is off by more than ~15%.  The pinned degrees
+    k <= k_c, which the heuristic treats as error-free, carry most of the error instead (measured 80-90%; asserted
+    > 50%): that is where the heuristic is incomplete."""
     from numerics.atoms import min_l1_interpolant
     from numerics.sphere import harmonic_power_s2, make_dataset, sample_sphere
     P, K = 128, 80
@@ -277,5 +280,7 @@ def test_feature_error_spectrum_matches_the_min_l1_tail(seed):
     kc = int(np.flatnonzero(L >= 0.5).max())
     amp = P * float(np.sum(sol.coef ** 2))
     tail = slice(2 * kc, K + 1)
+    n_modes = float(th.harmonic_multiplicity(3, np.arange(2 * kc, K + 1)).sum())
+    assert 5 * math.sqrt(2 / n_modes) < 0.15
     assert 0.85 <= pw[tail].sum() / (amp * e[tail].sum()) <= 1.15
     assert pw[: kc + 1].sum() > 0.5 * pw.sum()
