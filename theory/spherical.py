@@ -34,7 +34,8 @@ __all__ = [
     "arccos_kernel", "relu_kernels", "ntk_expr", "rf_kernel_expr",
     "ntk", "rf_kernel", "kernel_singularity_exponent", "kernel_smoothness",
     "teacher_smoothness", "eigenvalue_decay",
-    "beta_kernel", "beta_lazy", "beta_feature", "derive_feature_exponent", "derive_kernel_exponent",
+    "beta_kernel", "beta_lazy", "beta_feature", "relu_mean_on_sphere", "derive_feature_exponent",
+    "derive_kernel_exponent",
     "predicted_atoms", "rotation_stability_prediction", "ExponentTable", "exponent_table",
     "harmonic_multiplicity", "mercer_eigenvalues", "eigenlearning_curve", "lazy_learning_curve",
     "feature_learning_curve", "feature_error_spectrum",
@@ -259,6 +260,39 @@ def derive_feature_exponent() -> sp.Expr:
     b_sp = -sp.simplify(sp.expand_log(sp.log(3 * spurious.subs(kc, kcP)), force=True) / sp.log(P))
     b_tail = 2 * nt / (d - 1)
     return sp.Min(b_tail, sp.simplify(b_sp))
+
+
+def relu_mean_on_sphere(d: int, *, derive: bool = False) -> sp.Expr:
+    r"""``kappa_d = E_x[(theta.x)_+]`` for x uniform on S^{d-1} and any unit theta.
+
+    ``t = theta.x`` has density ``(1 - t^2)^{(d-3)/2} / B(1/2, (d-1)/2)`` on [-1, 1], and
+    ``int_0^1 t (1 - t^2)^{(d-3)/2} dt = 1/(d-1)``, so
+
+    .. math:: \kappa_d = \frac{1}{(d-1)\,B(\tfrac12, \tfrac{d-1}{2})}
+              = \frac{\Gamma(d/2)}{2\sqrt{\pi}\,\Gamma(\tfrac{d+1}{2})}
+              \qquad (\kappa_2 = 1/\pi,\ \kappa_3 = 1/4).
+
+    ``derive=True`` evaluates the two integrals with sympy instead of the closed form (a second derivation, used
+    by the tests).
+
+    Use: any bias-free ReLU predictor ``f = sum_a c_a sigma(theta_a.x)`` has mean ``kappa_d sum_a c_a`` over the
+    sphere, so for the constant target the mean of the error is ``kappa_d sum_a c_a - 1`` exactly (the degree-0
+    part of the error: ~20% of the min-L1 interpolant's test error at d = 3).  In the sweep's set-up (d >= 3,
+    a 4P-direction dictionary) the min-L1 coefficients came out >= 0 in all of 135 LPs with P = 24…96 (d = 3, 4, 5)
+    and in the sweep's (not in general: at P <= 12, with 1.5P directions, or at d = 2, negative atoms appear);
+    then f is the support function of the zonotope ``sum_a c_a [0, theta_a]``,
+    ``||c||_1 = mean(f)/kappa_d``, and the LP picks the zonotope of least mean width whose support function is 1 in
+    the P data directions, which leaves the mean error negative.  The error exponent is then that of approximating
+    the ball by a zonotope with ``n_A ~ P`` generators: [RECALL, not checked here] the best N-generator zonotope
+    is at Hausdorff distance ``~ N^{-(d+2)/(2(d-1))}`` (Bourgain & Lindenstrauss 1988), whose square is the
+    ``P^{-(d+2)/(d-1)}`` of :func:`derive_feature_exponent` (for d = 2, a regular 2N-gon: ``~ N^{-2}``).
+    """
+    _check_d(d)
+    if not derive:
+        return sp.gamma(sp.Rational(d, 2)) / (2 * sp.sqrt(sp.pi) * sp.gamma(sp.Rational(d + 1, 2)))
+    t = sp.Symbol("t", real=True)
+    w = (1 - t**2) ** sp.Rational(d - 3, 2)
+    return sp.simplify(sp.integrate(t * w, (t, 0, 1)) / sp.integrate(w, (t, -1, 1)))
 
 
 def beta_kernel(d: int, nu_t=math.inf, kind: str = "ntk") -> sp.Expr:
