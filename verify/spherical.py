@@ -438,6 +438,9 @@ SIZES = {
     "full": dict(ds=(3, 5), Ps=(64, 128, 256, 512, 1024, 2048), seeds=8, P_test=4000, dict_factor=4),
     "quick": dict(ds=(3, 5), Ps=(64, 128, 256, 512), seeds=2, P_test=2000, dict_factor=4),
     "tiny": dict(ds=(3,), Ps=(32, 64, 128), seeds=2, P_test=500, dict_factor=4),
+    # large: beyond the acceptance range, d = 3 only, to see where the feature slope goes (an LP at P = 4096 takes
+    # 2-4.5 min on 2 cores; the sweep took 30 min: beta_feature 2.496 [2.420, 2.572] against 5/2)
+    "large": dict(ds=(3,), Ps=(1024, 2048, 4096), seeds=8, P_test=4000, dict_factor=4),
 }
 
 
