@@ -198,7 +198,7 @@ def test_asymptotic_laws_strided(dim):
         assert float(law["D_limit"].subs(k, kk)) == pytest.approx(lead - (dim - 1) * (4 / 9) * 4.0 ** -kk, rel=1e-12)
 
 
-@pytest.mark.parametrize("kw, name", [(dict(dim=3), "dim"), (dict(dim=1.0), "dim"), (dict(dim=1, stride=0), "stride"),
+@pytest.mark.parametrize("kw, name", [(dict(dim=3), "dim"), (dict(dim=True), "dim"), (dict(dim=1, stride=0), "stride"),
                                       (dict(dim=2, stride=1.5), "stride")])
 def test_asymptotic_laws_bad_arguments(kw, name):
     with pytest.raises(ValueError, match=name):
