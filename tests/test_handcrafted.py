@@ -16,16 +16,12 @@ from numerics.scale_detection import NetGeometry, diffeo_moves, forward, make_da
 from verify.handcrafted import HandcraftedNet
 
 
-def _overlap_pos(positions, xi, n, periodic):
+def _overlap(positions, xi, n, periodic):
     """prod_a (xi - |Delta_a|)_+ for positions of shape (P, 2) (1D) or (P, 2, 2) (2D)."""
     a = np.abs(positions[:, 1] - positions[:, 0]).reshape(len(positions), -1)
     if periodic:
         a = np.minimum(a, n - a)
     return np.prod(np.clip(xi - a, 0, None), axis=1).astype(float)
-
-
-def _overlap(d, xi, n, periodic):
-    return _overlap_pos(d.positions, xi, n, periodic)
 
 
 @pytest.mark.parametrize("dim,periodic,xi,n,layers", [
@@ -37,7 +33,7 @@ def test_output_is_overlap_and_accuracy_is_one(dim, periodic, xi, n, layers):
     d = make_dataset(n, xi, dim=dim, metric=metric)
     net = HandcraftedNet(xi, n, dim=dim, layers=layers, periodic=periodic)
     f = net(torch.from_numpy(d.x)).numpy()
-    np.testing.assert_allclose(f, _overlap(d, xi, n, periodic), atol=1e-9)
+    np.testing.assert_allclose(f, _overlap(d.positions, xi, n, periodic), atol=1e-9)
     if dim == 1:
         np.testing.assert_allclose(f, np.maximum(xi - d.delta, 0), atol=1e-9)   # f = ReLU(xi - d)
     assert np.all(net.predict(torch.from_numpy(d.x)).numpy() == d.y)
@@ -52,7 +48,7 @@ def test_output_is_overlap_and_accuracy_is_one(dim, periodic, xi, n, layers):
     idx = np.argwhere(flat[~coll] == 1)[:, 1].reshape(-1, 2)
     moved = np.stack([np.stack(np.unravel_index(idx[:, j], xt.shape[1:]), -1) for j in (0, 1)], 1)
     assert np.all(flat[~coll].sum(1) == 2)
-    np.testing.assert_allclose(ft[~coll], _overlap_pos(moved, xi, n, periodic), atol=1e-9)
+    np.testing.assert_allclose(ft[~coll], _overlap(moved, xi, n, periodic), atol=1e-9)
 
 
 def test_2d_euclidean_labels_errors_exactly_where_linf_and_l2_disagree():
