@@ -26,7 +26,7 @@ import numpy as np
 from numba import njit, prange
 
 from theory import scale_exact as _ex
-from theory.scale_detection import _parser, check_params, noise_sigma
+from theory.scale_detection import _parser, check_dim, check_params, noise_sigma
 
 __all__ = [
     "ScaleDetectionData", "make_dataset", "sample_moves", "move_positions", "diffeo_moves", "matched_noise",
@@ -101,8 +101,7 @@ def make_dataset(n: int, xi, *, dim: int = 1, metric: str = "euclidean", gap: fl
     """
     if metric not in METRICS:
         raise ValueError(f"metric must be one of {METRICS}, got {metric!r}")
-    if dim not in (1, 2) or isinstance(dim, bool):
-        raise ValueError(f"dim must be 1 or 2, got {dim!r}")
+    dim = check_dim(dim)
     if isinstance(n, bool) or not isinstance(n, (int, np.integer)):
         raise ValueError(f"n must be an integer, got {n!r}")
     periodic = metric in ("periodic", "periodic_linf", "block")

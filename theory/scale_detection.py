@@ -85,7 +85,7 @@ from theory import scale_exact as _ex
 from theory.scale_gauss import relu_mean, relu_product_moment, relu_second_moment
 
 __all__ = [
-    "ScaleNetSpec", "check_params", "threshold_layer", "diffeo_input_norm", "noise_sigma",
+    "ScaleNetSpec", "check_params", "check_dim", "threshold_layer", "diffeo_input_norm", "noise_sigma",
     "exact_layers", "realised_output", "trinomial_kernel", "pooling_D_expression", "evaluate_sums",
     "pooling_limit_expressions",
     "asymptotic_laws", "main",
@@ -127,8 +127,8 @@ def _int(name: str, v, lo: int | None = None) -> int:
     return v
 
 
-def _dim(v) -> int:
-    """Validate the number of image axes (1 or 2)."""
+def check_dim(v) -> int:
+    """Validate the number of image axes: ``dim`` must be 1 or 2 (ValueError otherwise); returns it as int."""
     if isinstance(v, bool) or v not in (1, 2):
         raise ValueError(f"dim must be 1 or 2, got {v!r}")
     return int(v)
@@ -150,7 +150,7 @@ def threshold_layer(xi: int, stride: int = 1) -> int:
 
 def check_params(xi, n, *, dim=1, stride=1, layers=None, periodic=False) -> ScaleNetSpec:
     """Validate (xi, n, dim, stride, layers, periodic); raise ValueError naming the argument."""
-    dim = _dim(dim)
+    dim = check_dim(dim)
     stride = _int("stride", stride, 1)
     kt = threshold_layer(xi, stride)
     n = _int("n", n, 1)
@@ -184,7 +184,7 @@ def diffeo_input_norm(n: int, *, dim: int = 1, periodic: bool = False) -> float:
     c_i c_j [p_i = p_j]; depends only on the displacement Delta (translation invariance).
     ``n`` must be an integer >= 3 on the torus (``periodic``) and >= 4 otherwise (two positions at least, with a
     one-pixel margin), ``dim`` 1 or 2."""
-    dim = _dim(dim)
+    dim = check_dim(dim)
     n = _int("n", n, 3 if periodic else 4)
     side = n if periodic else n - 2
     if periodic:
@@ -584,7 +584,7 @@ def pooling_limit_expressions(dim: int = 1, stride: int = 1) -> dict:
     """
     if stride != 1:
         raise ValueError("pooling_limit_expressions: stride must be 1 (strided limits in asymptotic_laws)")
-    dim = _dim(dim)
+    dim = check_dim(dim)
     V = 4 * (1 - sp.Rational(1, 3 ** dim))
 
     def K(m, e):
@@ -631,7 +631,7 @@ def asymptotic_laws(dim: int = 1, stride: int = 1) -> dict:
     G_k ~ V s^((k-1) dim)/(8 pi):  s^k (1D), s^(2k) (2D);  R_k ~ s^-(dim+1)k.
     ``dim`` must be 1 or 2 and ``stride`` an integer >= 1 (ValueError otherwise).
     """
-    dim = _dim(dim)
+    dim = check_dim(dim)
     stride = _int("stride", stride, 1)
     k = sp.Symbol("k", positive=True)
     V = 4 * (1 - sp.Rational(1, 3 ** dim))
