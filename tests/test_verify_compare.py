@@ -4,8 +4,8 @@ import json
 import numpy as np
 import pytest
 
-from verify.compare import exit_code, format_table, main, run_experiments, validate_record
-from verify.experiments._common import Unavailable, fit_power_law, make_row
+from verify.compare import exit_code, format_table, guard_verdicts, main, run_experiments, validate_record, write_results
+from verify.experiments._common import Unavailable, draw_figure, fit_power_law, make_row, require
 
 
 def _rec(name, verdicts, data=None):
@@ -145,3 +145,65 @@ def test_fit_power_law_exact_and_interval():
         fit_power_law([1, 2], [1.0, -1.0])
     with pytest.raises(ValueError):
         fit_power_law([1], [1.0])
+
+
+def test_a_pass_without_a_finite_measurement_fails():
+    rows = [make_row("e", "nan", 1.0, float("nan"), 0.1, "pass"), make_row("e", "none", 1.0, None, 0.1, "pass"),
+            dict(experiment="e", quantity="inf", predicted=1.0, measured=float("inf"), tolerance=0.1, verdict="pass"),
+            make_row("e", "text", "> 1", "3 vs 2", None, "pass"), make_row("e", "info", None, None, None, "info")]
+    guard_verdicts(rows)
+    assert [r["verdict"] for r in rows] == ["fail", "fail", "fail", "pass", "info"]
+    assert "no comparison" in rows[0]["note"]
+    # through the runner: the record's pass row becomes a fail and the exit code says so
+    reg = {"nanpass": lambda **kw: {"name": "nanpass", "rows": [make_row("nanpass", "q", 1.0, float("nan"), 0.1,
+                                                                         "pass")], "data": {}, "figures": []}}
+    records, _ = run_experiments(["nanpass"], quick=True, out_dir=None, seed=0, device="cpu", registry=reg,
+                                 log=lambda m: None)
+    assert exit_code(records[0]["rows"]) == 1
+
+
+def test_an_experiment_without_rows_fails(tmp_path):
+    reg = {"empty": lambda **kw: {"name": "empty", "rows": [], "data": {}, "figures": []}}
+    records, _ = run_experiments(["empty"], quick=True, out_dir=tmp_path, seed=0, device="cpu", registry=reg,
+                                 log=lambda m: None)
+    assert [r["verdict"] for r in records[0]["rows"]] == ["fail"] and "no rows" in records[0]["rows"][0]["note"]
+
+
+def test_results_json_is_strict_and_text_is_kept(tmp_path):
+    rec = _rec("t", ["pass"], data={"v": float("nan"), "w": np.float64(2.5), "a": np.arange(3), "b": np.bool_(True),
+                                    "t": (1, float("-inf"))})
+    rec["rows"][0]["note"] = "value was NaN; range -Infinity..Infinity"
+    path = write_results([rec], tmp_path, {"x": float("inf")})
+    text = path.read_text()
+    res = json.loads(text, parse_constant=lambda c: pytest.fail(f"non-standard JSON constant {c}"))
+    assert res["rows"][0]["note"] == "value was NaN; range -Infinity..Infinity"
+    assert res["experiments"][0]["data"] == {"v": None, "w": 2.5, "a": [0, 1, 2], "b": True, "t": [1, None]}
+    assert res["meta"] == {"x": None}
+
+
+def test_require_tells_absent_from_broken(tmp_path, monkeypatch):
+    with pytest.raises(Unavailable, match="not in this checkout"):
+        require("numerics.no_such_module")
+    with pytest.raises(Unavailable):
+        require("no_such_package.sub")
+    (tmp_path / "broken_mod_for_test.py").write_text("raise ImportError('a real bug')\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with pytest.raises(ImportError, match="a real bug"):
+        require("broken_mod_for_test")
+    with pytest.raises(AttributeError):
+        require("json", "no_such_function")
+    assert require("json", "dumps") is json.dumps
+    # a broken import inside an experiment is a failed experiment, not an "info" skip
+    reg = {"broken": lambda **kw: require("broken_mod_for_test")}
+    records, _ = run_experiments(["broken"], quick=True, out_dir=tmp_path, seed=0, device="cpu", registry=reg,
+                                 log=lambda m: None)
+    assert [r["verdict"] for r in records[0]["rows"]] == ["fail"]
+
+
+def test_a_figure_that_cannot_be_drawn_is_a_fail_row(tmp_path):
+    rows, figures = [], []
+    draw_figure("e", "plot_layers", {"not": "layer data"}, tmp_path / "x.png", title="t", rows=rows, figures=figures)
+    assert figures == [] and [r["verdict"] for r in rows] == ["fail"] and rows[0]["quantity"] == "figure x.png written"
+    rows = []
+    draw_figure("e", "no_such_plot", {}, tmp_path / "y.png", title="t", rows=rows, figures=figures)
+    assert rows[0]["verdict"] == "fail" and "no_such_plot" in rows[0]["note"]

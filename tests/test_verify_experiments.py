@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from verify.compare import validate_record
-from verify.experiments import EXPERIMENTS, channel_shuffle, cnn_layers, lowpass, spherical
+from verify.experiments import EXPERIMENTS, channel_shuffle, cnn_layers, handcrafted, lowpass, spherical
 from verify.experiments._common import SIZES, clear_cache
 
 
@@ -207,3 +207,50 @@ def test_lowpass_from_checkpoints_constant_filters_grow_lambda0():
     assert lowpass.lowpass_gain(d["lambdas"], d["c"][0], d["c"][1]) > 1
     lo, hi = lowpass.gain_interval(w0, wT, 2, n_boot=50)
     assert 1 < lo <= hi
+
+
+def test_channel_shuffle_analysis_fails_on_a_non_finite_layer():
+    tr = _layers({"D": [1] * 5, "G": [1] * 5, "R": [1.0, 0.5, 0.2, 0.1, 0.01]})
+    init = _layers({"D": [1] * 5, "G": [1] * 5, "R": [1.0] * 5})
+    for bad in (float("nan"), 0.0, -1.0):
+        sh = _layers({"D": [1] * 5, "G": [1] * 5, "R": [1.0, 0.5, bad, 0.1, 0.01]})  # layer 3 broken, not first
+        rows, s = channel_shuffle.analyse(2, tr, sh, init)
+        assert rows[-1]["verdict"] == "fail" and "layers [3]" in rows[-1]["note"]
+        assert s["layers_intact"] == 2
+
+
+def test_cnn_layers_analysis_fails_on_missing_layers_and_intervals():
+    good = _layers({"D": _power(-1), "G": _power(1), "R": _power(-2)})
+    init = _layers({"D": [0.8] * 7, "G": [0.8] * 7, "R": [1.0] * 7})
+    holed = _layers({"D": _power(-1), "G": _power(1), "R": _power(-2)})
+    holed[2]["G"] = float("nan")
+    holed[4]["G"] = float("nan")
+    rows, _ = cnn_layers.analyse(2, P2, holed, init, None, None, 0.0)
+    row = next(r for r in rows if r["quantity"].startswith("2D G_k grows"))
+    assert row["verdict"] == "fail" and "layers [3, 5]" in row["note"]
+    assert next(r for r in rows if r["quantity"].startswith("2D D_k falls"))["verdict"] == "pass"
+    kt = min(cnn_layers.k_tilde(P2["xi"]), P2["depth"])
+    for ends in ([float("nan"), 0.5], [0.1, None]):
+        tr = _layers({"D": _power(-1), "G": _power(1), "R": _power(-2)})
+        tr[kt - 1]["R_ci"] = ends
+        rows, _ = cnn_layers.analyse(2, P2, tr, init, None, None, 0.0)
+        assert next(r for r in rows if "trained < init" in r["quantity"])["verdict"] == "fail"
+    rows, _ = cnn_layers.analyse(2, P2, good, init, None, None, 0.0)
+    assert next(r for r in rows if "trained < init" in r["quantity"])["verdict"] == "pass"
+
+
+def test_handcrafted_analysis_simulator_rows():
+    measured = [{"k": 1, "D": 0.5, "D_se": 0.01, "G": 1.0, "G_se": 0.01, "R": 0.5, "R_se": 0.01}]
+    exact = [{"k": 1, "name": "pool_after", "D": 0.5, "G": None, "R": None}]
+    sim_ok = [{"k": 1, "D": 0.5, "D_se": 0.01, "G": 1.01, "G_se": 0.01, "R": 0.495, "R_se": 0.01}]
+    sim_far = [dict(sim_ok[0], G=1.2)]
+    sim_nan = [dict(sim_ok[0], G_se=float("nan"))]
+    v = lambda rows: {r["quantity"].split(") ")[1]: r["verdict"] for r in rows}  # noqa: E731
+    assert v(handcrafted.analyse(1, measured, exact, sim_ok)) == {
+        "D_k": "pass", "G_k vs numba simulator": "pass", "R_k vs numba simulator": "pass"}
+    # |1.0 - 1.2| = 0.2 > 4 hypot(0.01, 0.01) = 0.057
+    assert v(handcrafted.analyse(1, measured, exact, sim_far))["G_k vs numba simulator"] == "fail"
+    assert v(handcrafted.analyse(1, measured, exact, sim_nan))["G_k vs numba simulator"] == "fail"
+    assert v(handcrafted.analyse(1, measured, exact, None)) == {"D_k": "pass", "G_k": "info", "R_k": "info"}
+    # the exact rows: 4 s.e. of the measurement
+    assert v(handcrafted.analyse(1, [dict(measured[0], D=0.55)], exact, sim_ok))["D_k"] == "fail"

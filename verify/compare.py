@@ -26,14 +26,16 @@ ROW_KEYS = ("experiment", "quantity", "predicted", "measured", "tolerance", "ver
 VERDICTS = ("pass", "fail", "info")
 COLUMNS = ("experiment", "quantity", "predicted", "measured", "tolerance", "verdict")
 
-__all__ = ["validate_record", "format_table", "exit_code", "run_experiments", "write_results", "main"]
+__all__ = ["validate_record", "guard_verdicts", "format_table", "exit_code", "run_experiments", "write_results",
+           "main"]
 
 
 def validate_record(record: dict) -> dict:
     """Check an experiment record against the contract; return it or raise ValueError.
 
     Contract: ``{"name": str, "rows": [row, ...], "data": JSON-serialisable, "figures": [file name, ...]}``, each row a
-    dict with the keys ``ROW_KEYS`` and ``verdict`` in ``VERDICTS`` ("info" rows never fail a run)."""
+    dict with the keys ``ROW_KEYS`` and ``verdict`` in ``VERDICTS`` ("info" rows never fail a run); at least one row
+    (an experiment that reports nothing has not checked anything)."""
     if not isinstance(record, dict):
         raise ValueError(f"record must be a dict, got {type(record).__name__}")
     for key in ("name", "rows", "data", "figures"):
@@ -43,6 +45,8 @@ def validate_record(record: dict) -> dict:
         raise ValueError("record['name'] must be a non-empty string")
     if not isinstance(record["rows"], list) or not isinstance(record["figures"], list):
         raise ValueError("record['rows'] and record['figures'] must be lists")
+    if not record["rows"]:
+        raise ValueError(f"record {record['name']!r} has no rows")
     for i, row in enumerate(record["rows"]):
         if not isinstance(row, dict):
             raise ValueError(f"row {i} of {record['name']!r} must be a dict")
@@ -97,6 +101,20 @@ def exit_code(rows: Iterable[dict]) -> int:
     return 1 if any(r["verdict"] == "fail" for r in rows) else 0
 
 
+def _missing(v) -> bool:
+    return v is None or (isinstance(v, float) and not math.isfinite(v))
+
+
+def guard_verdicts(rows: list[dict]) -> list[dict]:
+    """A "pass" whose measured value is missing or not finite (NaN/inf, made null in JSON) becomes a "fail": no
+    comparison was made.  Returns the rows (modified in place)."""
+    for r in rows:
+        if r["verdict"] == "pass" and _missing(r["measured"]):
+            msg = "measured value missing or not finite: no comparison was made"
+            r["verdict"], r["note"] = "fail", (f"{r['note']}; {msg}" if r.get("note") else msg)
+    return rows
+
+
 def _failure_record(name: str, exc: BaseException) -> dict:
     return {"name": name,
             "rows": [{"experiment": name, "quantity": "experiment ran", "predicted": "yes", "measured": "error",
@@ -128,6 +146,7 @@ def run_experiments(names: list[str], *, quick: bool, out_dir: Path, seed: int, 
             if isinstance(rec, dict):  # NaN/inf -> null, numpy scalars -> Python numbers
                 rec = {k: (jsonable(v) if k in ("data", "rows") else v) for k, v in rec.items()}
             rec = validate_record(rec)
+            guard_verdicts(rec["rows"])
         except KeyboardInterrupt:
             return records, True
         except Unavailable as exc:
@@ -146,19 +165,11 @@ def write_results(records: list[dict], out_dir: Path, meta: dict) -> Path:
     rows = [r for rec in records for r in rec["rows"]]
     path = out_dir / "results.json"
 
-    def default(o):
-        try:
-            import numpy as np
-            if isinstance(o, np.generic):
-                return o.item()
-            if isinstance(o, np.ndarray):
-                return o.tolist()
-        except ImportError:  # pragma: no cover
-            pass
-        return str(o)
+    from verify.experiments._common import jsonable  # NaN/inf -> null, numpy -> Python; text is never rewritten
 
-    text = json.dumps({"meta": meta, "rows": rows, "experiments": records}, indent=1, default=default)
-    path.write_text(text.replace("NaN", "null").replace("-Infinity", "null").replace("Infinity", "null"))
+    text = json.dumps(jsonable({"meta": meta, "rows": rows, "experiments": records}), indent=1, allow_nan=False,
+                      default=str)
+    path.write_text(text)
     return path
 
 

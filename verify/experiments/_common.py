@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import copy
 import importlib
+import importlib.util
 import math
+import sys
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -58,22 +61,42 @@ SIZES: dict[str, dict[str, Any]] = {
 
 
 class Unavailable(RuntimeError):
-    """A module this experiment needs is not in this checkout (reported as an "info" row, not a failure)."""
+    """A module this experiment needs is absent from this checkout (reported as an "info" row, not a failure)."""
 
 
 def require(module: str, *names: str):
-    """Import ``module`` (and return the attributes ``names``), raising :class:`Unavailable` if it is missing."""
+    """Import ``module`` (and return the attributes ``names``).
+
+    Raises :class:`Unavailable` only when the module is *absent* (no spec found: a partial checkout).  A module that
+    is present but fails to import, or lacks one of ``names``, is a bug and raises (ImportError / AttributeError),
+    which ``verify.compare`` reports as a failed experiment."""
     try:
-        mod = importlib.import_module(module)
-    except ImportError as exc:
-        raise Unavailable(f"{module} is not available in this checkout ({exc})") from exc
+        if module in sys.modules:  # None there blocks the import (Python's convention for "absent")
+            found = sys.modules[module] is not None
+        else:
+            found = importlib.util.find_spec(module) is not None
+    except ModuleNotFoundError:  # a parent package is absent
+        found = False
+    if not found:
+        raise Unavailable(f"{module} is not in this checkout")
+    mod = importlib.import_module(module)
     if not names:
         return mod
-    try:
-        out = tuple(getattr(mod, n) for n in names)
-    except AttributeError as exc:
-        raise Unavailable(f"{module} lacks {exc.name!r}") from exc
+    out = tuple(getattr(mod, n) for n in names)
     return out if len(out) > 1 else out[0]
+
+
+def draw_figure(experiment: str, plot: str, obj, path, *, title: str, rows: list, figures: list) -> None:
+    """Draw ``verify.figures.<plot>(obj, path, title=title)``; on success append the file name to ``figures``, on any
+    exception (matplotlib missing included) append a "fail" row carrying the error: a figure problem must neither
+    hide the measurements nor pass silently."""
+    try:
+        from verify import figures as _figures
+        getattr(_figures, plot)(obj, path, title=title)
+        figures.append(Path(path).name)
+    except Exception as exc:
+        rows.append(make_row(experiment, f"figure {Path(path).name} written", "yes", "no", None, "fail",
+                             note=f"{type(exc).__name__}: {exc}"))
 
 
 def resolve_size(quick: bool, size: str | None) -> str:
@@ -113,6 +136,10 @@ def unavailable_record(name: str, reason: str) -> dict:
 
 
 def _clean(v):
+    """JSON-safe copy: non-finite floats -> None, numpy scalars / arrays -> Python numbers / lists, tuples -> lists,
+    dict keys -> str."""
+    if isinstance(v, np.bool_):
+        return bool(v)
     if isinstance(v, (np.floating, float)):
         v = float(v)
         return v if math.isfinite(v) else None

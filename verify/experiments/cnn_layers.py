@@ -17,8 +17,8 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from verify.experiments._common import (SIZES, Unavailable, fit_power_law, fmt, jsonable, k_tilde, make_row,
-                                        monotone_trend, require, resolve_device, resolve_size, trained_cnn)
+from verify.experiments._common import (SIZES, Unavailable, draw_figure, fit_power_law, fmt, jsonable, k_tilde,
+                                        make_row, monotone_trend, require, resolve_device, resolve_size, trained_cnn)
 
 NAME = "cnn_layers"
 
@@ -73,6 +73,8 @@ def analyse(dim: int, p: dict, trained: list[dict], init: list[dict], theory: li
     for q in ("D", "G", "R"):
         f_all = _fit(trained, q, L)
         hid = [d for d in trained if d["k"] <= L and d.get(q) is not None and math.isfinite(d[q])]
+        # layers without a finite value: the claim is over k = 1..L, so a missing layer fails it (not dropped)
+        missing = sorted({d["k"] for d in trained if d["k"] <= L} - {d["k"] for d in hid})
         trend = monotone_trend([d["k"] for d in hid], [d[q] for d in hid], sign=SIGN[q]) if len(hid) >= 2 else None
         f_tr = _fit(trained, q, kmax)
         f_in = _fit(init, q, kmax)
@@ -84,7 +86,10 @@ def analyse(dim: int, p: dict, trained: list[dict], init: list[dict], theory: li
         fits[q]["trend"] = trend
         quantity = f"{tag} {q}_k {word} with depth after training (k=1..{L})"
         pred = "rank corr. < 0" if sign < 0 else "rank corr. > 0"
-        if trend is None:
+        if missing:
+            rows.append(make_row(exp, quantity, pred, None, "one-sided p < 0.05", "fail" if claims else "info",
+                                 note=f"no finite {q}_k at layers {missing}"))
+        elif trend is None:
             rows.append(make_row(exp, quantity, pred, None, None, "info", note="fewer than 2 usable layers"))
         else:
             slope = f"; log-log slope {fmt(f_all['exponent'], f_all['ci'])}" if f_all is not None else ""
@@ -109,8 +114,9 @@ def analyse(dim: int, p: dict, trained: list[dict], init: list[dict], theory: li
     k_last = kmax
     r_tr = next(d for d in trained if d["k"] == k_last)
     r_in = next(d for d in init if d["k"] == k_last)
-    ok = r_tr["R_ci"][1] < r_in["R_ci"][0] if all(math.isfinite(c) for c in r_tr["R_ci"] + r_in["R_ci"]) \
-        else r_tr["R"] < r_in["R"]
+    # the criterion is "95% CIs disjoint": an interval end that is missing or not finite fails it
+    ends = list(r_tr.get("R_ci") or [None, None]) + list(r_in.get("R_ci") or [None, None])
+    ok = all(c is not None and math.isfinite(c) for c in ends) and ends[1] < ends[2]
     rows.append(make_row(exp, f"{tag} R_k at k={k_last}: trained < init", "trained < init",
                          f"{fmt(r_tr['R'], r_tr['R_ci'])} vs {fmt(r_in['R'], r_in['R_ci'])}",
                          "95% CIs disjoint", ("pass" if ok else "fail") if claims else "info", note=noclaim))
@@ -141,11 +147,6 @@ def run(*, quick: bool, out_dir: Path, seed: int = 0, device: str | None = None,
         data[f"{dim}d"] = {"params": p, "k_tilde": k_tilde(p["xi"]), "trained": net.layers_trained,
                            "init": net.layers_init, "theory": theory, "theory_note": why, "fits": fits,
                            "training": net.result.summary(), "history": net.result.history}
-        try:
-            from verify.figures import plot_layers
-            fig = out_dir / f"cnn_layers_{dim}d.png"
-            plot_layers(data[f"{dim}d"], fig, title=f"{dim}D scale detection (n={p['n']}, xi={p['xi']})")
-            figures.append(fig.name)
-        except Exception as exc:  # a figure problem must not hide the measurements
-            data[f"{dim}d"]["figure_error"] = repr(exc)
+        draw_figure(NAME, "plot_layers", data[f"{dim}d"], out_dir / f"cnn_layers_{dim}d.png",
+                    title=f"{dim}D scale detection (n={p['n']}, xi={p['xi']})", rows=rows, figures=figures)
     return {"name": NAME, "rows": rows, "data": jsonable(data), "figures": figures}

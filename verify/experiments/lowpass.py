@@ -20,7 +20,8 @@ from pathlib import Path
 import numpy as np
 
 from theory.laplacian import filter_spectrum, path_filter_spectrum
-from verify.experiments._common import fmt, jsonable, make_row, resolve_device, resolve_size, trained_cnn
+from verify.experiments._common import (draw_figure, fmt, jsonable, make_row, resolve_device, resolve_size,
+                                        trained_cnn)
 
 NAME = "lowpass"
 
@@ -89,11 +90,6 @@ def run(*, quick: bool, out_dir: Path, seed: int = 0, device: str | None = None,
         r, gains = analyse(spectra, dim, intervals)
         rows += r
         data[f"{dim}d"] = {"spectra": spectra, "gains": gains, "gain_ci": intervals}
-        try:
-            from verify.figures import plot_spectra
-            fig = out_dir / f"lowpass_{dim}d.png"
-            plot_spectra(spectra, fig, title=f"{dim}D CNN filters: c_λ(t)/c_λ(0) (Laplacian eigenbasis)")
-            figures.append(fig.name)
-        except Exception as exc:
-            data[f"{dim}d"]["figure_error"] = repr(exc)
+        draw_figure(NAME, "plot_spectra", spectra, out_dir / f"lowpass_{dim}d.png",
+                    title=f"{dim}D CNN filters: c_λ(t)/c_λ(0) (Laplacian eigenbasis)", rows=rows, figures=figures)
     return {"name": NAME, "rows": rows, "data": jsonable(data), "figures": figures}
