@@ -119,9 +119,14 @@ def test_train_stopping_rules_and_errors():
     mn = vs.symmetric_init(64, 3, seed=0)
     rn = vs.train(mn, D.x, D.y, max_steps=50, loss_tol=0, backend="numba", adaptive=False)
     assert torch.allclose(mt.w, mn.w, atol=1e-12) and math.isclose(rt.loss, rn.loss, rel_tol=1e-9)
-    for kw, name in ((dict(lr=0), "lr"), (dict(backend="gpu"), "backend"), (dict(max_steps=0), "max_steps")):
-        with pytest.raises(ValueError, match=name):
+    for kw, name in ((dict(lr=0), "lr"), (dict(backend="gpu"), "backend"), (dict(max_steps=0), "max_steps"),
+                     (dict(stall_rtol=-1.0), "stall_rtol"), (dict(stall_rtol=float("nan")), "stall_rtol"),
+                     (dict(lr_max=-1.0), "lr_max"), (dict(max_time=-1.0), "max_time"), (dict(log_every=0), "log_every"),
+                     (dict(threads=-2), "threads")):
+        with pytest.raises(ValueError, match=f"^{name} must"):
             vs.train(m, D.x, D.y, **kw)
+    with pytest.raises(ValueError, match="finite"):
+        vs.train(m, D.x, np.full_like(D.y, np.nan))
     with pytest.raises(ValueError, match="x"):
         vs.train(m, D.x[:, :2], D.y)
 
@@ -160,3 +165,17 @@ def test_run_tiny_record(tmp_path):
         assert row["verdict"] == ("pass" if lo <= row["predicted"] <= hi else "fail")
     with pytest.raises(ValueError, match="size"):
         vs.run(quick=True, out_dir=tmp_path, size="huge")
+
+
+def test_qmc_sphere_bad_arguments():
+    for kw, name in ((dict(n=0, D=3), "n"), (dict(n=4, D=1), "D")):
+        with pytest.raises(ValueError, match=f"^{name} must"):
+            vs.qmc_sphere(**kw)
+
+
+def test_main_exit_code_follows_the_verdicts(tmp_path, monkeypatch):
+    for verdicts, code in ((["pass", "info"], 0), (["pass", "fail"], 1)):
+        rows = [dict(experiment="spherical", quantity=f"q{i}", predicted=1.0, measured=1.0, tolerance=None,
+                     verdict=v) for i, v in enumerate(verdicts)]
+        monkeypatch.setattr(vs, "run", lambda rows=rows, **kw: dict(name="spherical", rows=rows, data={}, figures=[]))
+        assert vs.main(["--out", str(tmp_path), "--size", "tiny"]) == code

@@ -100,10 +100,45 @@ def test_keyboard_interrupt_keeps_what_is_done():
 
 @pytest.mark.parametrize("kw", [dict(loss="l1"), dict(epochs=0), dict(lr=-1.0), dict(momentum=1.0),
                                 dict(alpha=0.0), dict(schedule="step"), dict(checkpoint_every=0),
-                                dict(dtype="float16"), dict(batch_size=True)])
+                                dict(dtype="float16"), dict(batch_size=True), dict(seed=-1), dict(seed=1.5),
+                                dict(seed="x"), dict(device="blah"), dict(checkpoint_every=True), dict(lr="a")])
 def test_bad_config(kw):
-    with pytest.raises(ValueError):
+    name = next(iter(kw))
+    with pytest.raises(ValueError, match=f"^{name} must"):
         _cfg(**kw)
+
+
+def test_classification_error_counts_nan_as_wrong_and_checks_labels():
+    class Const(torch.nn.Module):
+        def __init__(self, v):
+            super().__init__()
+            self.p = torch.nn.Parameter(torch.zeros(1, dtype=torch.float64))
+            self.v = v
+
+        def forward(self, x):
+            return torch.full((len(x),), self.v, dtype=torch.float64) + 0 * self.p
+
+    x, y = np.zeros((4, 3)), np.array([1.0, -1.0, 1.0, 1.0])
+    assert classification_error(Const(1.0), x, y) == 0.25
+    assert classification_error(Const(0.0), x, y) == 1.0          # F = 0 is an error
+    assert classification_error(Const(float("nan")), x, y) == 1.0  # so is a NaN output
+    for kw, msg in ((dict(y=y * 2), "labels"), (dict(y=y[:3]), "same non-zero length"),
+                    (dict(x=x[:0], y=y[:0]), "same non-zero length"), (dict(batch_size=0), "batch_size")):
+        args = dict(x=x, y=y) | kw
+        bs = args.pop("batch_size", 4096)
+        with pytest.raises(ValueError, match=msg):
+            classification_error(Const(1.0), args["x"], args["y"], batch_size=bs)
+
+
+def test_alpha_predictor_keeps_the_initial_copy_in_eval_mode():
+    net = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.BatchNorm1d(4), torch.nn.Linear(4, 1))
+    pred = AlphaPredictor(net, 2.0)
+    pred.train()
+    assert net.training and not pred.init.training
+    x = torch.randn(8, 3, generator=torch.Generator().manual_seed(0))
+    a = pred.init(x[:4])
+    b = pred.init(torch.cat([x[:4], 10 * x[4:]]))[:4]
+    assert torch.allclose(a, b)   # f(w0, .) does not depend on the rest of the batch
 
 
 def test_bad_data():
@@ -113,6 +148,12 @@ def test_bad_data():
         train(net, x, y[:-1], _cfg(epochs=1))
     with pytest.raises(ValueError, match="labels"):
         train(net, x, y * 2, _cfg(epochs=1))
+    with pytest.raises(ValueError, match="together"):
+        train(net, x, y, _cfg(epochs=1), x_test=x)
+    with pytest.raises(ValueError, match="x_test and y_test must have the same"):
+        train(net, x, y, _cfg(epochs=1), x_test=x, y_test=y[:-1])
+    with pytest.raises(ValueError, match="y_test must hold labels"):
+        train(net, x, y, _cfg(epochs=1), x_test=x, y_test=0.5 * y)
     x[0, 0] = np.nan
     with pytest.raises(ValueError, match="finite"):
         train(net, x, y, _cfg(epochs=1))

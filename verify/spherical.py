@@ -117,6 +117,8 @@ def qmc_sphere(n: int, D: int, *, seed=None) -> np.ndarray:
     import warnings
 
     from scipy.stats import norm, qmc, special_ortho_group
+    n = _check_int(n, "n", 1)
+    D = _check_int(D, "D", 2)
     rng = np.random.default_rng(seed)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # Sobol balance warning for n not a power of 2
@@ -277,6 +279,15 @@ def train(model: TwoLayerReLU, x, y, *, lr: float = 1.0, max_steps: int = 100_00
     _check_int(patience, "patience", 1)
     if not loss_tol >= 0:
         raise ValueError(f"loss_tol must be >= 0, got {loss_tol}")
+    if not (0 <= stall_rtol < 1):
+        raise ValueError(f"stall_rtol must be in [0, 1), got {stall_rtol}")
+    if lr_max is not None and not (math.isfinite(lr_max) and lr_max >= lr):
+        raise ValueError(f"lr_max must be None or a finite number >= lr = {lr}, got {lr_max}")
+    if max_time is not None and not max_time > 0:
+        raise ValueError(f"max_time must be None or > 0 seconds, got {max_time}")
+    _check_int(log_every, "log_every", 1)
+    if threads is not None:
+        _check_int(threads, "threads", 1)
     dev = model.w.device
     if backend == "auto":
         backend = "numba" if dev.type == "cpu" else "torch"
@@ -288,6 +299,8 @@ def train(model: TwoLayerReLU, x, y, *, lr: float = 1.0, max_steps: int = 100_00
     yn = np.ascontiguousarray(np.asarray(y.detach().cpu() if torch.is_tensor(y) else y, dtype=np.float64))
     if xn.ndim != 2 or xn.shape[1] != model.d or yn.shape != (xn.shape[0],):
         raise ValueError(f"x must be (P, {model.d}) and y (P,), got {xn.shape}, {yn.shape}")
+    if not (np.isfinite(xn).all() and np.isfinite(yn).all()):
+        raise ValueError("x and y must be finite")
     alpha, h = model.alpha, model.h
     y2 = max(float(np.mean(yn**2)), 1e-300)
     train_b = model.bias
@@ -653,8 +666,9 @@ def run(*, quick: bool, out_dir: pathlib.Path, seed: int = 0, device: str = "cpu
                          predicted=0.0, measured=lk["rel_diff"], tolerance=0.05,
                          verdict="pass" if lk["rel_diff"] < 0.05 else "fail"))
     figs = _figures(sw, out_dir)
+    from verify.experiments._common import jsonable  # strict JSON: NaN/inf -> null
     with open(out_dir / "spherical.json", "w") as fh:
-        json.dump(data, fh, indent=1, default=float)
+        json.dump(jsonable(data), fh, indent=1, allow_nan=False, default=float)
     return dict(name="spherical", rows=rows, data=data, figures=figs)
 
 
@@ -674,7 +688,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{r['verdict']:5s} {r['quantity']:48s} predicted={r['predicted']!s:22s} measured={r['measured']!s:14s} "
               f"{r['tolerance'] or ''}")
     print(f"wrote {a.out / 'spherical.json'} and {', '.join(rec['figures'])}")
-    return 0
+    return 1 if any(r["verdict"] == "fail" for r in rec["rows"]) else 0
 
 
 if __name__ == "__main__":

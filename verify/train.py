@@ -63,11 +63,16 @@ class TrainConfig:
             raise ValueError(f"loss must be 'hinge' or 'mse', got {self.loss!r}")
         if self.schedule not in ("cosine", "constant"):
             raise ValueError(f"schedule must be 'cosine' or 'constant', got {self.schedule!r}")
+        for name in ("lr", "momentum", "weight_decay"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)):
+                raise ValueError(f"{name} must be a number, got {v!r}")
         for name in ("epochs", "batch_size", "eval_every"):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
                 raise ValueError(f"{name} must be an integer >= 1, got {v!r}")
-        if self.checkpoint_every is not None and (not isinstance(self.checkpoint_every, (int, np.integer))
+        if self.checkpoint_every is not None and (isinstance(self.checkpoint_every, bool)
+                                                  or not isinstance(self.checkpoint_every, (int, np.integer))
                                                   or self.checkpoint_every < 1):
             raise ValueError(f"checkpoint_every must be None or an integer >= 1, got {self.checkpoint_every!r}")
         if not (np.isfinite(self.lr) and self.lr > 0):
@@ -80,10 +85,21 @@ class TrainConfig:
             raise ValueError(f"dtype must be None, 'float32' or 'float64', got {self.dtype!r}")
         if self.alpha is not None and not (np.isfinite(self.alpha) and self.alpha > 0):
             raise ValueError(f"alpha must be None or a finite number > 0, got {self.alpha!r}")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, (int, np.integer)) or self.seed < 0:
+            raise ValueError(f"seed must be an integer >= 0, got {self.seed!r}")
+        if self.device is not None:
+            try:
+                torch.device(self.device)
+            except (RuntimeError, TypeError) as exc:
+                raise ValueError(f"device must be None or a torch device string such as 'cpu' or 'cuda', "
+                                 f"got {self.device!r}") from exc
 
 
 class AlphaPredictor(nn.Module):
-    """F(x) = α (f(w, x) - f(w₀, x)) with f(w₀, ·) frozen (α-trick).  ``net`` is the trained net f(w, ·)."""
+    """F(x) = α (f(w, x) - f(w₀, x)) with f(w₀, ·) frozen (α-trick).  ``net`` is the trained net f(w, ·).
+
+    The copy f(w₀, ·) stays in eval mode whatever ``train()`` is called with, so that batch norm uses its stored
+    statistics and f(w₀, ·) is one fixed function (in train mode it would depend on the batch)."""
 
     def __init__(self, net: nn.Module, alpha: float):
         super().__init__()
@@ -91,7 +107,13 @@ class AlphaPredictor(nn.Module):
         self.init = copy.deepcopy(net)
         for p in self.init.parameters():
             p.requires_grad_(False)
+        self.init.eval()
         self.alpha = float(alpha)
+
+    def train(self, mode: bool = True) -> "AlphaPredictor":
+        super().train(mode)
+        self.init.eval()
+        return self
 
     def forward(self, x):
         return self.alpha * (self.net(x) - self.init(x))
@@ -130,14 +152,20 @@ def _loss(kind: str, F: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
 
 @torch.no_grad()
 def classification_error(predictor: nn.Module, x, y, *, batch_size: int = 4096) -> float:
-    """Fraction of samples with sign(F(x)) ≠ y (y ∈ {-1, +1}; F = 0 counts as an error)."""
+    """Fraction of samples with sign(F(x)) ≠ y (y ∈ {-1, +1}; F = 0 and a non-finite F count as errors)."""
+    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+        raise ValueError(f"batch_size must be an integer >= 1, got {batch_size!r}")
     p = next(predictor.parameters())
     x = as_tensor(x, device=p.device, dtype=p.dtype)
     y = as_tensor(y, device=p.device, dtype=p.dtype).reshape(-1)
+    if len(x) == 0 or len(x) != len(y):
+        raise ValueError(f"x and y must have the same non-zero length, got {len(x)} and {len(y)}")
+    if not bool(((y == 1) | (y == -1)).all()):
+        raise ValueError("y must hold labels in {-1, +1}")
     wrong = 0
     for i in range(0, len(x), batch_size):
         F = predictor(x[i:i + batch_size]).reshape(-1)
-        wrong += int((F * y[i:i + batch_size] <= 0).sum())
+        wrong += int((~(F * y[i:i + batch_size] > 0)).sum())   # NaN > 0 is False: a NaN output is an error
     return wrong / len(x)
 
 
@@ -160,10 +188,17 @@ def train(model: nn.Module, x, y, config: TrainConfig | None = None, *, x_test=N
         raise ValueError("x and y must be finite")
     if cfg.loss == "hinge" and not bool(((y == 1) | (y == -1)).all()):
         raise ValueError("hinge loss needs labels y in {-1, +1}")
-    has_test = x_test is not None and y_test is not None
+    if (x_test is None) != (y_test is None):
+        raise ValueError("x_test and y_test must be given together")
+    has_test = x_test is not None
     if has_test:
         x_test = as_tensor(x_test, device=device, dtype=dtype)
         y_test = as_tensor(y_test, device=device, dtype=dtype).reshape(-1)
+        if len(x_test) != len(y_test) or len(x_test) == 0:
+            raise ValueError(f"x_test and y_test must have the same non-zero length, got {len(x_test)} and "
+                             f"{len(y_test)}")
+        if not bool(((y_test == 1) | (y_test == -1)).all()):
+            raise ValueError("y_test must hold labels in {-1, +1} (the test error is a classification error)")
 
     predictor = AlphaPredictor(model, cfg.alpha) if cfg.alpha is not None else model
     scale = 1.0 / cfg.alpha**2 if cfg.alpha is not None else 1.0
