@@ -117,6 +117,7 @@ def test_interrupt_keeps_partial_results(tmp_path):
 def test_bad_arguments(tmp_path, capsys):
     assert main(["--only", "nope", "--out", str(tmp_path)], registry=_registry()) == 2
     assert main(["--threads", "0", "--only", "ok", "--out", str(tmp_path)], registry=_registry()) == 2
+    assert main(["--seed", "-1", "--only", "ok", "--out", str(tmp_path)], registry=_registry()) == 2
     assert main(["--device", "blah", "--only", "ok", "--out", str(tmp_path)], registry=_registry()) == 2
     if not __import__("torch").cuda.is_available():
         assert main(["--device", "cuda", "--only", "ok", "--out", str(tmp_path)], registry=_registry()) == 2

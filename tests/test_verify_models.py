@@ -68,12 +68,29 @@ def test_fcnet():
         net(torch.randn(2, 5, 5))
 
 
-@pytest.mark.parametrize("kwargs", [dict(dim=3), dict(depth=0), dict(width=-1), dict(padding="reflect"),
-                                    dict(filter_size=2, stride=1), dict(strides=[1, 2], depth=3),
-                                    dict(depth=True)])
-def test_convnet_bad_arguments(kwargs):
-    with pytest.raises(ValueError):
+@pytest.mark.parametrize("kwargs,name", [(dict(dim=3), "dim"), (dict(dim=True), "dim"), (dict(depth=0), "depth"),
+                                         (dict(width=-1), "width"), (dict(padding="reflect"), "padding"),
+                                         (dict(filter_size=2, stride=1), "an even filter_size"),
+                                         (dict(strides=[1, 2], depth=3), "strides"), (dict(depth=True), "depth"),
+                                         (dict(bias="no"), "bias"), (dict(seed=1.7), "seed"), (dict(seed=-1), "seed")])
+def test_convnet_bad_arguments(kwargs, name):
+    with pytest.raises(ValueError, match=f"^{name}"):
         ConvNet(**kwargs)
+
+
+def test_float64_models_draw_float64_weights():
+    """The He-normal draws are float64 (not float32 draws cast up): some weight is not a float32 number."""
+    from verify.models import FCNet
+    for net in (ConvNet(dim=1, depth=2, width=4, seed=0), FCNet((6,), depth=1, width=8, seed=0)):
+        w = net.blocks[0].linear.weight
+        assert w.dtype == torch.float64 and not torch.equal(w, w.float().double())
+
+
+def test_fcnet_bad_input_shape_argument():
+    from verify.models import FCNet
+    for bad in ((2.5,), (0,), (True,), ()):
+        with pytest.raises(ValueError, match="^input_shape"):
+            FCNet(bad)
 
 
 def test_convnet_bad_input_shape():
@@ -169,7 +186,8 @@ def test_vggnet_initialisation_and_shuffle():
 
 @pytest.mark.parametrize("kw,name", [(dict(config="vgg99"), "config"), (dict(config=("M", 8)), "config"),
                                      (dict(config=(8, 0)), "config"), (dict(width_mult=0), "width_mult"),
-                                     (dict(width_mult=float("nan")), "width_mult"), (dict(in_channels=0), "in_channels")])
+                                     (dict(width_mult=float("nan")), "width_mult"), (dict(width_mult=True), "width_mult"),
+                                     (dict(in_channels=0), "in_channels")])
 def test_vggnet_bad_arguments(kw, name):
     from verify.models import VGGNet
     with pytest.raises(ValueError, match=name):

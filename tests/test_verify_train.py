@@ -24,7 +24,15 @@ def _cfg(**kw):
 
 
 def test_training_fits_a_separable_task():
+    threads = torch.get_num_threads()  # restored afterwards: the thread count is process-wide
     torch.set_num_threads(1)
+    try:
+        _fits_a_separable_task()
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _fits_a_separable_task():
     x, y = _toy()
     net = ConvNet(dim=1, depth=2, width=8, padding="zeros", seed=0)
     err0 = classification_error(net, x, y)

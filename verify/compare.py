@@ -221,6 +221,9 @@ def main(argv: list[str] | None = None, *, registry: dict[str, Callable] | None 
             return 2
     else:
         device = "cpu" if args.quick else ("cuda" if torch.cuda.is_available() else "cpu")
+    if args.seed < 0:
+        print(f"error: --seed must be >= 0, got {args.seed}", file=sys.stderr)
+        return 2
     if args.threads is not None and args.threads < 1:
         print(f"error: --threads must be >= 1, got {args.threads}", file=sys.stderr)
         return 2

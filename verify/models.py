@@ -46,6 +46,8 @@ __all__ = [
 def _generator(seed) -> torch.Generator:
     if isinstance(seed, torch.Generator):
         return seed
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0):
+        raise ValueError(f"seed must be None, an integer >= 0 or a torch.Generator, got {seed!r}")
     g = torch.Generator()
     g.manual_seed(0 if seed is None else int(seed))
     return g
@@ -159,8 +161,11 @@ class ConvNet(_Representable):
         dtype: torch.dtype = torch.float64,
     ):
         super().__init__()
-        if dim not in (1, 2):
+        if isinstance(dim, bool) or dim not in (1, 2):
             raise ValueError(f"dim must be 1 or 2, got {dim!r}")
+        for name, flag in (("bias", bias), ("readout_bias", readout_bias)):
+            if not isinstance(flag, (bool, np.bool_)):
+                raise ValueError(f"{name} must be True or False, got {flag!r}")
         depth = _positive_int("depth", depth)
         width = _positive_int("width", width)
         in_channels = _positive_int("in_channels", in_channels)
@@ -187,8 +192,8 @@ class ConvNet(_Representable):
             for k in range(depth)
         )
         self.readout = nn.Linear(width, out_dim, bias=readout_bias)
+        self.to(dtype)  # first, so that the float64 draws are not rounded through float32 parameters
         self.reset_parameters(seed)
-        self.to(dtype)
 
     def reset_parameters(self, seed=0) -> None:
         """He-normal conv weights N(0, 2/(C_in F^dim)), zero biases, readout N(0, 1/H) (seeded)."""
@@ -227,7 +232,7 @@ class FCNet(_Representable):
                  out_dim: int = 1, seed=0, dtype: torch.dtype = torch.float64):
         super().__init__()
         shape = (input_shape,) if isinstance(input_shape, (int, np.integer)) else tuple(input_shape)
-        if not shape or any(isinstance(s, bool) or int(s) < 1 for s in shape):
+        if not shape or any(isinstance(s, bool) or not isinstance(s, (int, np.integer)) or s < 1 for s in shape):
             raise ValueError(f"input_shape must be a non-empty tuple of positive ints, got {input_shape!r}")
         self.input_shape = tuple(int(s) for s in shape)
         d_in = math.prod(self.input_shape)
@@ -238,8 +243,8 @@ class FCNet(_Representable):
         self.blocks = nn.ModuleList(Block(nn.Linear(d_in if k == 0 else width, width, bias=bias))
                                     for k in range(depth))
         self.readout = nn.Linear(width, out_dim, bias=True)
+        self.to(dtype)  # first, so that the float64 draws are not rounded through float32 parameters
         self.reset_parameters(seed)
-        self.to(dtype)
 
     def reset_parameters(self, seed=0) -> None:
         """He-normal weights N(0, 2/fan_in), zero biases, readout N(0, 1/H) (seeded)."""
@@ -295,7 +300,8 @@ class VGGNet(nn.Module):
         if not config or any(not (c == "M" or (isinstance(c, (int, np.integer)) and not isinstance(c, bool)
                                                 and c >= 1)) for c in config) or "M" == config[0]:
             raise ValueError(f"config must be conv widths (integers >= 1) and 'M', starting with a conv, got {config!r}")
-        if not (isinstance(width_mult, (int, float)) and math.isfinite(width_mult) and width_mult > 0):
+        if isinstance(width_mult, bool) or not (isinstance(width_mult, (int, float)) and math.isfinite(width_mult)
+                                                and width_mult > 0):
             raise ValueError(f"width_mult must be a finite number > 0, got {width_mult!r}")
         in_channels = _positive_int("in_channels", in_channels)
         out_dim = _positive_int("out_dim", out_dim)
@@ -317,8 +323,8 @@ class VGGNet(nn.Module):
         self.readout = nn.Linear(c_in, out_dim)
         self.config, self.width_mult, self.batch_norm, self.has_bias = config, float(width_mult), batch_norm, bias
         self.in_channels, self.width = in_channels, c_in
+        self.to(dtype)  # first, so that the float64 draws are not rounded through float32 parameters
         self.reset_parameters(seed)
-        self.to(dtype)
 
     def reset_parameters(self, seed=0) -> None:
         """He-normal conv weights, zero biases, BN (1, 0), readout N(0, 1/H) (seeded)."""
