@@ -112,9 +112,39 @@ def test_shuffle_preserves_filters_and_spectra(seed):
     f0, f1 = conv_filters(net), conv_filters(sh)
     np.testing.assert_array_equal(f0["blocks.0.linear"], f1["blocks.0.linear"])  # single input channel
     for name in f0:
-        # the same filters, only their input-channel order changes; so the Laplacian spectrum is identical
-        np.testing.assert_array_equal(np.sort(f0[name], axis=1), np.sort(f1[name], axis=1))
+        # the same filters, only their input-channel order changes, by one permutation per layer: W1 = W0[:, π]
+        perm = _row_permutation(f0[name][0], f1[name][0])
+        np.testing.assert_array_equal(f1[name], f0[name][:, perm])
+        # so the Laplacian spectrum is identical
         np.testing.assert_allclose(filter_spectrum(f0[name])[1], filter_spectrum(f1[name])[1], rtol=1e-12)
+
+
+def _row_permutation(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """π with b[i] == a[π[i]] for every i (rows compared exactly; asserts that it exists and is a permutation)."""
+    perm = np.array([next(j for j in range(len(a)) if np.array_equal(a[j], row)) for row in b])
+    assert sorted(perm.tolist()) == list(range(len(a)))
+    return perm
+
+
+def test_shuffle_with_output_channels_permutes_rows_and_biases():
+    net = ConvNet(dim=1, depth=3, width=5, bias=True, seed=3)
+    with torch.no_grad():
+        for b in net.blocks:
+            b.linear.bias.copy_(torch.randn(5, generator=torch.Generator().manual_seed(1), dtype=torch.float64))
+    sh = shuffle_channels(net, seed=2, output=True)
+    moved_out = False
+    for b0, b1 in zip(net.blocks, sh.blocks):
+        w0, w1 = b0.linear.weight.detach().numpy(), b1.linear.weight.detach().numpy()
+        # W1 = W0[π_out][:, π_in]: find π_out from the multiset of each row's filters, then π_in from one row
+        keys0 = [sorted(map(tuple, w0[c].reshape(w0.shape[1], -1).tolist())) for c in range(len(w0))]
+        p_out = np.array([keys0.index(sorted(map(tuple, w1[c].reshape(w1.shape[1], -1).tolist())))
+                          for c in range(len(w1))])
+        assert sorted(p_out.tolist()) == list(range(len(w0)))
+        p_in = _row_permutation(w0[p_out[0]], w1[0])
+        np.testing.assert_array_equal(w1, w0[p_out][:, p_in])
+        np.testing.assert_array_equal(b1.linear.bias.detach().numpy(), b0.linear.bias.detach().numpy()[p_out])
+        moved_out |= not np.array_equal(p_out, np.arange(len(w0)))
+    assert moved_out
 
 
 def test_shuffle_is_a_no_op_without_channel_structure_and_changes_function_otherwise():
