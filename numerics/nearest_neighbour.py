@@ -17,6 +17,7 @@ Lipschitz target has error :math:`\varepsilon \sim P^{-1/d}` (mean absolute) or 
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
@@ -63,9 +64,12 @@ class ExponentFit:
     dof: int
 
     def interval(self, level: float = 0.95) -> tuple[float, float]:
-        """Two-sided normal interval beta ± z se at the given level."""
+        r"""Two-sided normal interval :math:`\beta \pm z\,\mathrm{se}`, :math:`z = \Phi^{-1}(1/2 + \mathrm{level}/2)`,
+        level in (0, 1)."""
         from scipy.stats import norm
 
+        if isinstance(level, bool) or not (isinstance(level, numbers.Real) and 0 < level < 1):
+            raise ValueError(f"level must be a number in (0, 1), got {level!r}")
         z = float(norm.ppf(0.5 + level / 2))
         return (self.beta - z * self.se, self.beta + z * self.se)
 
@@ -79,6 +83,21 @@ def _check_int(value: Any, name: str, low: int) -> int:
     if value < low:
         raise ValueError(f"{name} must be an integer >= {low}, got {value}")
     return int(value)
+
+
+def _check_bool(value: Any, name: str) -> bool:
+    if not isinstance(value, (bool, np.bool_)):
+        raise ValueError(f"{name} must be True or False, got {value!r}")
+    return bool(value)
+
+
+def _rng(seed: Any) -> np.random.Generator:
+    """``seed``: None, an int >= 0, a numpy Generator, BitGenerator or SeedSequence."""
+    ok = (seed is None or isinstance(seed, (np.random.Generator, np.random.BitGenerator, np.random.SeedSequence))
+          or (isinstance(seed, (int, np.integer)) and not isinstance(seed, bool) and seed >= 0))
+    if not ok:
+        raise ValueError(f"seed must be None, an int >= 0 or a numpy Generator/SeedSequence, got {seed!r}")
+    return np.random.default_rng(seed)
 
 
 def _metric(metric: str) -> int:
@@ -163,16 +182,19 @@ def _config_moments(pts, k, periodic, metric):  # pragma: no cover - compiled
 def uniform_points(n: int, d: int, seed: Any = None) -> np.ndarray:
     """``n`` i.i.d. uniform points in :math:`[0,1)^d`, shape (n, d)."""
     n, d = _check_int(n, "n", 1), _check_int(d, "d", 1)
-    return np.random.default_rng(seed).random((n, d))
+    return _rng(seed).random((n, d))
 
 
 def nearest_neighbours(train: Any, query: Any, *, metric: str = "euclidean",
                        periodic: bool = True) -> tuple[np.ndarray, np.ndarray]:
-    """Index in ``train`` and distance of the nearest training point of every query point (brute force)."""
+    """Index in ``train`` (n >= 1 points) and distance of the nearest training point of every query point
+    (brute force)."""
     tr, qu = _check_points(train, "train"), _check_points(query, "query")
+    if tr.shape[0] < 1:
+        raise ValueError(f"train must hold at least 1 point, got shape {tr.shape}")
     if tr.shape[1] != qu.shape[1]:
         raise ValueError(f"train and query must have the same dimension d, got {tr.shape[1]} and {qu.shape[1]}")
-    return _nn_query(tr, qu, bool(periodic), _metric(metric), False)
+    return _nn_query(tr, qu, _check_bool(periodic, "periodic"), _metric(metric), False)
 
 
 def nn_distances(points: Any, *, metric: str = "chebyshev", periodic: bool = True) -> np.ndarray:
@@ -180,7 +202,7 @@ def nn_distances(points: Any, *, metric: str = "chebyshev", periodic: bool = Tru
     pts = _check_points(points, "points")
     if pts.shape[0] < 2:
         raise ValueError(f"points must hold P >= 2 points, got {pts.shape[0]}")
-    return _nn_query(pts, pts, bool(periodic), _metric(metric), True)[1]
+    return _nn_query(pts, pts, _check_bool(periodic, "periodic"), _metric(metric), True)[1]
 
 
 def simulate_nn_distance(P: int, d: int, *, n_configs: int = 1000, moment: float = 1.0,
@@ -188,18 +210,18 @@ def simulate_nn_distance(P: int, d: int, *, n_configs: int = 1000, moment: float
                          block: int = 1 << 20) -> MCEstimate:
     r"""Monte-Carlo :math:`\mathbb E[r_{NN}^k]` (k = ``moment``) for P uniform points in :math:`[0,1]^d`:
     per configuration the mean over its P points, then mean and s.e. over ``n_configs`` independent
-    configurations (generated in blocks of about ``block`` numbers to bound memory)."""
+    configurations (generated in blocks of about ``block`` >= 1 numbers to bound memory)."""
     P, d = _check_int(P, "P", 2), _check_int(d, "d", 1)
-    n_configs = _check_int(n_configs, "n_configs", 2)
-    if not (isinstance(moment, (int, float)) and moment > 0 and math.isfinite(moment)):
-        raise ValueError(f"moment must be a positive number, got {moment!r}")
-    m = _metric(metric)
-    rng = np.random.default_rng(seed)
+    n_configs, block = _check_int(n_configs, "n_configs", 2), _check_int(block, "block", 1)
+    if isinstance(moment, bool) or not (isinstance(moment, numbers.Real) and moment > 0 and math.isfinite(moment)):
+        raise ValueError(f"moment must be a positive finite number, got {moment!r}")
+    m, periodic = _metric(metric), _check_bool(periodic, "periodic")
+    rng = _rng(seed)
     per = max(1, block // (P * d))
     vals = []
     for start in range(0, n_configs, per):
         n = min(per, n_configs - start)
-        vals.append(_config_moments(rng.random((n, P, d)), float(moment), bool(periodic), m))
+        vals.append(_config_moments(rng.random((n, P, d)), float(moment), periodic, m))
     v = np.concatenate(vals)
     return MCEstimate(float(v.mean()), float(v.std(ddof=1) / math.sqrt(v.size)), int(v.size))
 
@@ -215,21 +237,23 @@ def nn_regression_error(P: int, d: int, *, target: Callable[[np.ndarray], np.nda
     r"""Test error of nearest-neighbour regression :math:`\hat f(x) = f^*(x_{NN(x)})` trained on P uniform
     points: :math:`\langle|\hat f - f^*|\rangle` (``loss="abs"``) or :math:`\langle|\hat f - f^*|^2\rangle`
     (``"squared"``) over ``n_test`` uniform test points, averaged over ``n_configs`` independent training
-    sets (s.e. across them). ``target``: vectorised Lipschitz function (n, d) -> (n,); it should be periodic
-    when ``periodic=True``."""
+    sets (s.e. across them). ``target``: vectorised Lipschitz function (n, d) -> (n,) with finite values; it
+    should be periodic when ``periodic=True``."""
     P, d = _check_int(P, "P", 2), _check_int(d, "d", 1)
     n_test, n_configs = _check_int(n_test, "n_test", 1), _check_int(n_configs, "n_configs", 2)
     if loss not in LOSSES:
         raise ValueError(f"loss must be one of {LOSSES}, got {loss!r}")
-    m = _metric(metric)
-    rng = np.random.default_rng(seed)
+    m, periodic = _metric(metric), _check_bool(periodic, "periodic")
+    rng = _rng(seed)
     errs = np.empty(n_configs)
     for c in range(n_configs):
         tr, te = rng.random((P, d)), rng.random((n_test, d))
-        idx, _ = _nn_query(tr, te, bool(periodic), m, False)
+        idx, _ = _nn_query(tr, te, periodic, m, False)
         ytr, yte = np.asarray(target(tr), dtype=np.float64), np.asarray(target(te), dtype=np.float64)
         if ytr.shape != (P,) or yte.shape != (n_test,):
             raise ValueError(f"target must map (n, d) to (n,), got shapes {ytr.shape} and {yte.shape}")
+        if not (np.all(np.isfinite(ytr)) and np.all(np.isfinite(yte))):
+            raise ValueError("target returned non-finite values (nan or inf)")
         e = np.abs(ytr[idx] - yte)
         errs[c] = np.mean(e if loss == "abs" else e * e)
     return MCEstimate(float(errs.mean()), float(errs.std(ddof=1) / math.sqrt(n_configs)), n_configs)
@@ -237,14 +261,17 @@ def nn_regression_error(P: int, d: int, *, target: Callable[[np.ndarray], np.nda
 
 def fit_power_law(P_values: Sequence[float], means: Sequence[float], ses: Sequence[float]) -> ExponentFit:
     r"""Weighted least squares of :math:`\log y = \log A - \beta \log P`, weights :math:`(y/\mathrm{se})^2`
-    (delta method for the log). The covariance is scaled by :math:`\max(1, \chi^2/\mathrm{dof})`."""
-    x = np.log(np.asarray(P_values, dtype=np.float64))
+    (delta method for the log). The covariance is scaled by :math:`\max(1, \chi^2/\mathrm{dof})`.
+    P_values, means and ses: 1-D, same length >= 3, all positive and finite."""
+    p = np.asarray(P_values, dtype=np.float64)
     y = np.asarray(means, dtype=np.float64)
     s = np.asarray(ses, dtype=np.float64)
-    if not (x.shape == y.shape == s.shape) or x.ndim != 1 or x.size < 3:
+    if not (p.shape == y.shape == s.shape) or p.ndim != 1 or p.size < 3:
         raise ValueError("P_values, means and ses must be 1-D of the same length >= 3")
-    if not (np.all(np.isfinite(x)) and np.all(y > 0) and np.all(s > 0) and np.all(np.isfinite(s))):
-        raise ValueError("means and ses must be positive and finite, P_values positive")
+    for a, name in ((p, "P_values"), (y, "means"), (s, "ses")):
+        if not np.all(np.isfinite(a) & (a > 0)):
+            raise ValueError(f"{name} must be positive and finite, got {a}")
+    x = np.log(p)
     if np.ptp(x) == 0:
         raise ValueError("P_values must not all be equal")
     ly, w = np.log(y), (y / s) ** 2
@@ -263,6 +290,6 @@ def learning_curve(d: int, P_values: Sequence[int], *, loss: str = "abs", seed: 
                    **kwargs: Any) -> tuple[list[MCEstimate], ExponentFit]:
     """:func:`nn_regression_error` at each P and the fitted exponent (compare with ``theory.dimension``'s
     :math:`\\beta = 1/d` or 2/d)."""
-    rng = np.random.default_rng(seed)
+    rng = _rng(seed)
     ests = [nn_regression_error(int(p), d, loss=loss, seed=rng, **kwargs) for p in P_values]
     return ests, fit_power_law(P_values, [e.mean for e in ests], [e.se for e in ests])

@@ -18,7 +18,9 @@ Applied to a vector with in-plane coordinates :math:`p_u = u\cdot x,\ p_v = v\cd
 which costs :math:`O(d)` per sample (no :math:`d\times d` matrix). Facts used by the tests:
 :math:`R_\theta^\top R_\theta = I`, :math:`\det R_\theta = 1`, :math:`\mathrm{tr} R_\theta = d - 2 + 2\cos\theta`,
 :math:`|R_\theta x - x| = 2\sin(\theta/2)\,|\Pi x|` with :math:`\Pi = uu^\top + vv^\top` the projector on the
-plane (so :math:`|R_\theta x - x| \le 2\sin(\theta/2)|x|`), and :math:`\mathbb E[\Pi] = (2/d) I`.
+plane (so :math:`|R_\theta x - x| \le 2\sin(\theta/2)|x|`), :math:`\mathbb E[\Pi] = (2/d) I`, and for a fixed
+unit x, :math:`|\Pi x|^2 \sim \mathrm{Beta}(1, (d-2)/2)` (the law of :math:`y_1^2 + y_2^2` for y uniform on
+:math:`S^{d-1}`), so :math:`\mathbb E[\Pi_{kk}^2] = 8/(d(d+2))`.
 
 Closed form for a linear map (derived here, checked against Monte Carlo in ``tests/test_rotations.py``): for
 :math:`f(x) = Wx` and :math:`x` uniform on :math:`S^{d-1}` independent of the plane,
@@ -52,14 +54,44 @@ def _check_int(value: Any, name: str, low: int) -> int:
     return int(value)
 
 
+ORTHONORMAL_TOL = 1e-8  # max ||u_i| - 1|, ||v_i| - 1|, |u_i . v_i| accepted by rotate / rotation_matrices
+
+
 def _check_theta(theta: Any, n: int | None = None) -> np.ndarray | float:
-    """θ must be finite and in [0, π]; a scalar or one angle per sample (shape (n,))."""
-    arr = np.asarray(theta, dtype=np.float64)
-    if arr.ndim > 1 or (arr.ndim == 1 and n is not None and arr.shape[0] != n):
-        raise ValueError(f"theta must be a scalar or have shape ({n},), got shape {arr.shape}")
+    """θ must be finite and in [0, π]; one angle per sample (shape (n,)) or a scalar (the only form when
+    n is None)."""
+    try:
+        arr = np.asarray(theta, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise ValueError(f"theta must be a real number in [0, pi], got {theta!r}") from None
+    if arr.ndim > 1 or (arr.ndim == 1 and (n is None or arr.shape[0] != n)):
+        want = "a scalar" if n is None else f"a scalar or have shape ({n},)"
+        raise ValueError(f"theta must be {want}, got shape {arr.shape}")
     if not np.all(np.isfinite(arr)) or np.any(arr < 0) or np.any(arr > math.pi):
         raise ValueError(f"theta must be finite and in [0, pi], got {theta!r}")
     return float(arr) if arr.ndim == 0 else arr
+
+
+def _check_finite(a: np.ndarray, name: str) -> None:
+    if not np.all(np.isfinite(a)):
+        raise ValueError(f"{name} contains non-finite values (nan or inf)")
+
+
+def _check_planes(u: Any, v: Any) -> tuple[np.ndarray, np.ndarray]:
+    """u, v: float64 arrays of equal shape (n, d), each row pair orthonormal to ``ORTHONORMAL_TOL``."""
+    u = np.asarray(u, dtype=np.float64)
+    v = np.asarray(v, dtype=np.float64)
+    if u.ndim != 2 or v.shape != u.shape:
+        raise ValueError(f"u and v must both have shape (n, d), got {u.shape} and {v.shape}")
+    _check_finite(u, "u")
+    _check_finite(v, "v")
+    if u.size:
+        err = max(np.max(np.abs(np.linalg.norm(u, axis=1) - 1)), np.max(np.abs(np.linalg.norm(v, axis=1) - 1)),
+                  np.max(np.abs(np.sum(u * v, axis=1))))
+        if not err <= ORTHONORMAL_TOL:
+            raise ValueError(f"u and v must be orthonormal pairs (|u_i| = |v_i| = 1, u_i . v_i = 0): max deviation "
+                             f"{err:.3g} > {ORTHONORMAL_TOL:g}")
+    return u, v
 
 
 def random_planes(d: int, n: int, seed: Any = None) -> tuple[np.ndarray, np.ndarray]:
@@ -93,16 +125,17 @@ def rotate(x: Any, u: np.ndarray, v: np.ndarray, theta: Any) -> np.ndarray:
     r"""Apply :math:`R_\theta` of the plane ``(u_i, v_i)`` to each row ``x_i``, in :math:`O(nd)`.
 
     :math:`R_\theta x = x + (\cos\theta-1)(p_u u + p_v v) + \sin\theta\,(p_u v - p_v u)`,
-    :math:`p_u = u\cdot x`, :math:`p_v = v\cdot x`. ``x``, ``u``, ``v``: shape ``(n, d)``; ``theta``: scalar
-    or shape ``(n,)`` in :math:`[0, \pi]`. Returns float64 of shape ``(n, d)``.
+    :math:`p_u = u\cdot x`, :math:`p_v = v\cdot x`. ``x`` (finite), ``u``, ``v`` (orthonormal pairs, to
+    ``ORTHONORMAL_TOL``): shape ``(n, d)``; ``theta``: scalar or shape ``(n,)`` in :math:`[0, \pi]`.
+    Returns float64 of shape ``(n, d)``.
     """
     x = np.asarray(x, dtype=np.float64)
-    u = np.asarray(u, dtype=np.float64)
-    v = np.asarray(v, dtype=np.float64)
     if x.ndim != 2:
         raise ValueError(f"x must have shape (n, d), got shape {x.shape}")
-    if u.shape != x.shape or v.shape != x.shape:
-        raise ValueError(f"u and v must have the shape of x {x.shape}, got {u.shape} and {v.shape}")
+    if np.shape(u) != x.shape or np.shape(v) != x.shape:
+        raise ValueError(f"u and v must have the shape of x {x.shape}, got {np.shape(u)} and {np.shape(v)}")
+    _check_finite(x, "x")
+    u, v = _check_planes(u, v)
     th = _check_theta(theta, x.shape[0])
     c = np.cos(th) - 1.0
     s = np.sin(th)
@@ -116,11 +149,9 @@ def rotate(x: Any, u: np.ndarray, v: np.ndarray, theta: Any) -> np.ndarray:
 
 def rotation_matrices(u: np.ndarray, v: np.ndarray, theta: Any) -> np.ndarray:
     r"""Dense matrices :math:`R_\theta = I + (\cos\theta-1)(uu^\top+vv^\top) + \sin\theta(vu^\top - uv^\top)`,
-    shape ``(n, d, d)``. Use :func:`rotate` instead when only :math:`R_\theta x` is needed."""
-    u = np.asarray(u, dtype=np.float64)
-    v = np.asarray(v, dtype=np.float64)
-    if u.ndim != 2 or v.shape != u.shape:
-        raise ValueError(f"u and v must both have shape (n, d), got {u.shape} and {v.shape}")
+    shape ``(n, d, d)``; ``u``, ``v`` orthonormal pairs as in :func:`rotate`. Use :func:`rotate` instead when
+    only :math:`R_\theta x` is needed."""
+    u, v = _check_planes(u, v)
     n, d = u.shape
     th = _check_theta(theta, n)
     c = np.broadcast_to(np.cos(th) - 1.0, (n,))[:, None, None]
@@ -151,6 +182,7 @@ def geodesic_rotate(x: Any, theta: Any, seed: Any = None) -> np.ndarray:
     x = np.asarray(x, dtype=np.float64)
     if x.ndim != 2 or x.shape[1] < 2:
         raise ValueError(f"x must have shape (n, d) with d >= 2, got shape {x.shape}")
+    _check_finite(x, "x")
     r = np.linalg.norm(x, axis=1, keepdims=True)
     if np.any(r == 0):
         raise ValueError("x must have non-zero rows (the plane through x is undefined at 0)")
@@ -173,11 +205,12 @@ def geodesic_rotate(x: Any, theta: Any, seed: Any = None) -> np.ndarray:
 
 def linear_rotation_sensitivity(weight: Any, theta: float) -> float:
     r"""Exact :math:`S = \mathbb E|W(R_\theta x - x)|^2 = 4(1-\cos\theta)\|W\|_F^2/d^2` for :math:`x` uniform on
-    :math:`S^{d-1}` and a uniformly random plane (derivation in the module docstring). ``weight``: shape
-    ``(m, d)`` or ``(d,)``."""
+    :math:`S^{d-1}` and a uniformly random plane (derivation in the module docstring). ``weight``: finite, shape
+    ``(m, d)`` or ``(d,)`` with m >= 1, d >= 2; ``theta``: a scalar in :math:`[0, \pi]`."""
     w = np.atleast_2d(np.asarray(weight, dtype=np.float64))
-    if w.ndim != 2 or w.shape[1] < 2:
-        raise ValueError(f"weight must have shape (m, d) or (d,) with d >= 2, got {np.shape(weight)}")
+    if w.ndim != 2 or w.shape[0] < 1 or w.shape[1] < 2:
+        raise ValueError(f"weight must have shape (m, d) or (d,) with m >= 1, d >= 2, got {np.shape(weight)}")
+    _check_finite(w, "weight")
     th = _check_theta(theta)
     d = w.shape[1]
     return float(4.0 * (1.0 - math.cos(th)) * np.sum(w * w) / d**2)

@@ -185,9 +185,16 @@ def _check_inputs(x: Any, x_diffeo: Any) -> int:
     if sx[0] < 2:
         raise ValueError(f"x must hold P >= 2 probe points (first axis), got P = {sx[0]}")
     for arr, name in ((x, "x"), (x_diffeo, "x_diffeo")):
+        _check_real(arr, name)
         if not _all_finite(arr):
             raise ValueError(f"{name} contains non-finite values (nan or inf)")
     return int(sx[0])
+
+
+def _check_real(arr: Any, name: str) -> None:
+    """Complex inputs are rejected: casting them to the real dtype of f would drop the imaginary part."""
+    if (arr.is_complex() if _is_tensor(arr) else np.iscomplexobj(arr)):
+        raise ValueError(f"{name} must be real, got a complex array")
 
 
 def _all_finite(arr: Any) -> bool:
@@ -228,8 +235,8 @@ class _NumpyBackend:
     def to_numpy2d(out: Any, n: int, what: str) -> np.ndarray:
         if _is_tensor(out):
             out = out.detach().cpu().numpy()
-        a = np.asarray(out, dtype=np.float64)
-        return _as_2d(a, n, what)
+        _check_real(out, f"the output of {what}")
+        return _as_2d(np.asarray(out, dtype=np.float64), n, what)
 
 
 class _TorchBackend:
@@ -271,6 +278,7 @@ class _TorchBackend:
 
     @staticmethod
     def to_numpy2d(out: Any, n: int, what: str) -> np.ndarray:
+        _check_real(out, f"the output of {what}")
         if _is_tensor(out):
             out = out.detach().to("cpu", _torch().float64).numpy()
         return _as_2d(np.asarray(out, dtype=np.float64), n, what)
@@ -314,7 +322,8 @@ def _rng_and_generator(seed: Any, backend) -> tuple[np.random.Generator, Any]:
         torch = _torch()
         s = int(torch.randint(0, 2**62, (1,), generator=seed))
         return np.random.default_rng(s), seed
-    if seed is not None and not isinstance(seed, (int, np.integer, np.random.Generator, np.random.SeedSequence)):
+    if seed is not None and (isinstance(seed, bool) or
+                             not isinstance(seed, (int, np.integer, np.random.Generator, np.random.SeedSequence))):
         raise ValueError(f"seed must be None, an int, a numpy Generator (or a torch.Generator), got {seed!r}")
     return np.random.default_rng(seed), None
 
@@ -666,6 +675,9 @@ def layerwise_stability(model: Any, x: Any, x_diffeo: Any, *, layers: Sequence[s
         if unknown:
             raise ValueError(f"layers: unknown module names {unknown}; available: {[n for n in modules if n]}")
         strict = True
+    if not names and not include_output:
+        raise ValueError("layers: nothing to measure (no layer selected and include_output=False); name at least "
+                         "one module or pass include_output=True")
     if include_output and "output" in names:
         raise ValueError("layers: a module named 'output' clashes with the key of the model output; "
                          "pass include_output=False or rename it")
@@ -679,6 +691,7 @@ def layerwise_stability(model: Any, x: Any, x_diffeo: Any, *, layers: Sequence[s
             if not _is_tensor(output):
                 raise ValueError(f"layer {name!r} returned {type(output).__name__}, not a tensor; "
                                  "exclude it with layers=[...]")
+            _check_real(output, f"the output of layer {name!r}")
             k = calls.get(name, 0)
             calls[name] = k + 1
             # copy now: a later in-place op (ReLU(inplace=True)) would otherwise overwrite it
@@ -703,6 +716,7 @@ def layerwise_stability(model: Any, x: Any, x_diffeo: Any, *, layers: Sequence[s
         if include_output:
             if not _is_tensor(out):
                 raise ValueError(f"model returned {type(out).__name__}, not a tensor; use include_output=False")
+            _check_real(out, "the model output")
             if out.ndim == 0 or out.shape[0] != n:
                 raise ValueError(f"model output has shape {tuple(out.shape)}: its first axis is not the batch ({n})")
             o = out.detach().reshape(n, -1).to(torch.float64, copy=True)
@@ -739,14 +753,15 @@ def rotation_stability(f: Any, x: Any, theta: float, *, n_rotations: int = 1, es
     r"""Rotation stability :math:`S = \langle|f(x) - f(R_\theta x)|^2\rangle_{x,R}` (Petrini, Favero, Geiger,
     Wyart, "Learning sparse features can lead to overfitting in neural networks", NeurIPS 2022).
 
-    ``x``: shape (P, d), rows on the unit sphere :math:`S^{d-1}` (:math:`||x_i| - 1| \le` ``sphere_tol``),
-    P >= 2, d >= 2. Each :math:`x_i` is rotated ``n_rotations`` times by the angle ``theta`` in
-    :math:`[0,\pi]` in independent uniformly random 2-planes (:func:`numerics.rotations.rotate`, O(d) per
-    rotation). ``estimator="mean"`` averages over points and rotations; ``"median"`` takes, per output
+    ``x``: real, shape (P, d), rows on the unit sphere :math:`S^{d-1}` (:math:`||x_i| - 1| \le` ``sphere_tol``,
+    a finite number >= 0), P >= 2, d >= 2. Each :math:`x_i` is rotated ``n_rotations`` times by the angle
+    ``theta`` in :math:`[0,\pi]` in independent uniformly random 2-planes (:func:`numerics.rotations.rotate`,
+    O(d) per rotation). ``estimator="mean"`` averages over points and rotations; ``"median"`` takes, per output
     coordinate, the median over all (point, rotation) values and sums over coordinates. Bootstrap
     resamples points (with all their rotations); ``errors="se"`` (mean only) uses the per-point averages
-    over rotations. Not normalised: divide by a pair distance (see :func:`relative_stability`) for the
-    authors' normalised variant.
+    over rotations. ``seed``: None, an int, a numpy Generator (or a torch.Generator with a torch ``f``/``x``).
+    Not normalised: divide by a pair distance (see :func:`relative_stability`) for the authors' normalised
+    variant.
     """
     _check_choice(estimator, ESTIMATORS, "estimator")
     _check_choice(errors, ERROR_MODES, "errors")
@@ -764,8 +779,12 @@ def rotation_stability(f: Any, x: Any, theta: float, *, n_rotations: int = 1, es
     shape = _shape(x)
     if len(shape) != 2 or shape[1] < 2 or shape[0] < 2:
         raise ValueError(f"x must have shape (P, d) with P >= 2 points and d >= 2, got shape {shape}")
+    _check_real(x, "x")
     if not _all_finite(x):
         raise ValueError("x contains non-finite values (nan or inf)")
+    if isinstance(sphere_tol, bool) or not (isinstance(sphere_tol, (int, float, np.integer, np.floating))
+                                            and math.isfinite(sphere_tol) and sphere_tol >= 0):
+        raise ValueError(f"sphere_tol must be a finite number >= 0, got {sphere_tol!r}")
     xn = x.detach().to("cpu", _torch().float64).numpy() if _is_tensor(x) else np.asarray(x, dtype=np.float64)
     radius = np.linalg.norm(xn, axis=1)
     worst = float(np.max(np.abs(radius - 1.0)))
@@ -774,7 +793,7 @@ def rotation_stability(f: Any, x: Any, theta: float, *, n_rotations: int = 1, es
                          f"sphere_tol = {sphere_tol:g}; normalise the rows (x / |x|)")
     P, d = xn.shape
     be = _backend(f, x)
-    rng = np.random.default_rng(seed) if not _is_tensor_generator(seed) else _rng_and_generator(seed, be)[0]
+    rng = _rng_and_generator(seed, be)[0]
     u, v = random_planes(d, P * n_rot, rng)
     xr = rotate(np.repeat(xn, n_rot, axis=0), u, v, th)
 

@@ -2,12 +2,14 @@
 from __future__ import annotations
 
 import math
+from functools import lru_cache
 
 import numpy as np
 import pytest
 import sympy as sp
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from scipy.integrate import quad
 
 from numerics.nearest_neighbour import (
     fit_power_law,
@@ -25,6 +27,19 @@ def _num(expr) -> float:
     return float(sp.N(expr, 30))
 
 
+def _log_slope(expr) -> float:
+    """-d log(expr)/d log P: the exponent β of a law expr ∝ P^(-β), read off the sympy expression itself."""
+    return _num(sp.simplify(-th.P * sp.diff(sp.log(expr), th.P)))
+
+
+@lru_cache(maxsize=None)
+def _nn_sample(P: int, d: int, metric: str, n_configs: int) -> np.ndarray:
+    """r_NN of every point of ``n_configs`` independent configurations of P uniform points on the torus
+    (numerics.nearest_neighbour.nn_distances), shape (n_configs, P); shared by the survival and variance tests."""
+    rng = np.random.default_rng(1000 * P + 10 * d + len(metric))
+    return np.array([nn_distances(rng.random((P, d)), metric=metric) for _ in range(n_configs)])
+
+
 # ------------------------------------------------------------------------------------------------------------
 # symbolic laws
 # ------------------------------------------------------------------------------------------------------------
@@ -37,6 +52,24 @@ def test_spacing_law_and_its_inverse():
     assert th.nn_regression_exponent(d) == 1 / d
     assert th.nn_regression_exponent(4, "squared") == sp.Rational(1, 2)
     assert th.nn_regression_error_scaling(P, 2) == P ** sp.Rational(-1, 2)
+
+
+@pytest.mark.parametrize("d", [2, 3])
+def test_spacing_law_matches_simulated_nn_distances(d):
+    """Independent check of l = P^(-1/d): the mean nearest-neighbour distance simulated at P = 64 .. 1024 (L∞
+    torus, 2e4 distances per P) scales as a power of P whose fitted exponent must contain the exponent of
+    :func:`spacing` (-d log l/d log P of its expression) in its 99 % interval. points_for_spacing is its
+    inverse (test above), so it is covered too. Finite-P bias: E[r] ∝ Γ(P)/Γ(P+1/d) has local exponent
+    1/d + (1/d)(1 - 1/d)/(2P) <= 1/d + 0.002 at P = 64, i.e. < 1 s.e. (measured: β = 0.5008 ± 0.0016 at d = 2,
+    0.3329 ± 0.0020 at d = 3); se < 0.02/d makes the test sharp (1/d and 1/(d+1) differ by > 40 s.e.)."""
+    Ps = [64 * 2**i for i in range(5)]
+    rng = np.random.default_rng(d)
+    ests = [simulate_nn_distance(P, d, n_configs=20_000 // P, seed=rng) for P in Ps]
+    fit = fit_power_law(Ps, [e.mean for e in ests], [e.se for e in ests])
+    beta = _log_slope(th.spacing(th.P, d))
+    lo, hi = fit.interval(0.99)
+    assert lo < beta < hi, (fit, beta)
+    assert fit.se < 0.02 / d
 
 
 @settings(max_examples=12)
@@ -93,6 +126,107 @@ def test_second_moment_and_variance(P, d):
     assert _num(th.nn_distance_variance(P, d)) > 0
 
 
+# (P, d, metric, configurations, radii with 0.13 <= S(r) <= 0.94; L2 radii <= 1/2, where the formula is claimed)
+SURVIVAL_CASES = [
+    (3, 2, "chebyshev", 3000, [0.1, 0.2, 0.3, 0.4]),
+    (3, 3, "euclidean", 3000, [0.2, 0.3, 0.4, 0.5]),
+    (50, 3, "chebyshev", 400, [0.06, 0.08, 0.1, 0.15]),
+    (50, 2, "euclidean", 400, [0.02, 0.04, 0.06, 0.08, 0.1]),
+]
+
+
+@pytest.mark.parametrize("P, d, metric, n, radii", SURVIVAL_CASES)
+def test_survival_matches_empirical_survival_function(P, d, metric, n, radii):
+    """nn_survival against the empirical survival function of simulated r_NN, pooled over the P points of n
+    independent configurations. The points of one configuration are correlated (nearest neighbours are often
+    mutual), so the s.e. is the s.d. across configurations of the per-configuration fraction / sqrt(n); measured
+    1.05-1.40 times the binomial sqrt(S(1-S)/(nP)) and <= 0.007. Tolerance 4 s.e. at each radius (measured
+    |deviations| <= 2.14 s.e. over the 17 radii)."""
+    r = _nn_sample(P, d, metric, n)
+    frac = (r[:, :, None] > np.asarray(radii)).mean(axis=1)  # (n, radii)
+    emp, se = frac.mean(axis=0), frac.std(axis=0, ddof=1) / math.sqrt(n)
+    exact = np.array([_num(th.nn_survival(x, P, d, metric)) for x in radii])
+    np.testing.assert_array_less(np.abs(emp - exact), 4 * se)
+    assert np.all(se < 0.01)
+    if metric == "chebyshev":  # 1/2 is the largest L∞ distance on the torus
+        assert r.max() <= 0.5 and th.nn_survival(0.6, P, d) == 0
+    else:  # beyond 1/2 the L2 ball wraps around: no number is returned there
+        assert th.nn_survival(th.r, P, d, metric).subs(th.r, 0.7) is sp.nan
+
+
+@pytest.mark.parametrize("P, d, metric, n", [(3, 2, "chebyshev", 3000), (50, 3, "chebyshev", 400),
+                                             (50, 2, "euclidean", 400)])
+def test_variance_matches_monte_carlo_variance(P, d, metric, n):
+    """nn_distance_variance against the variance of simulated r_NN, V = <r^2> - <r>^2 pooled over n
+    configurations. s.e. by the delta method over independent configurations: influence (a_c - a) - 2 b (b_c - b)
+    with a_c, b_c the per-configuration means of r^2 and r; measured 1.1-1.6 % of V, deviations -1.81, -0.17,
+    -2.28 s.e. for the three cases. Tolerance 4 s.e., plus for L2 the wrap-around allowance
+    |ΔVar| <= B_2 + B_1 (2 E[r] + B_1) from euclidean_wrap_error_bound (4e-34 at P = 50: tested as exact)."""
+    r = _nn_sample(P, d, metric, n)
+    a, b = (r**2).mean(axis=1), r.mean(axis=1)
+    var = a.mean() - b.mean() ** 2
+    psi = (a - a.mean()) - 2 * b.mean() * (b - b.mean())
+    se = psi.std(ddof=1) / math.sqrt(n)
+    exact = _num(th.nn_distance_variance(P, d, metric))
+    allow = 0.0
+    if metric == "euclidean":
+        b1, b2 = _num(th.euclidean_wrap_error_bound(P, d, 1)), _num(th.euclidean_wrap_error_bound(P, d, 2))
+        allow = b2 + b1 * (2 * _num(th.expected_nn_distance(P, d, metric)) + b1)
+    assert abs(var - exact) < 4 * se + allow
+    assert se < 0.03 * exact and allow < 0.01 * se
+
+
+def _disk_in_square(rho: float) -> float:
+    """Area of {|z| <= rho} ∩ [-1/2, 1/2]^2: the disk minus the four circular segments beyond the edges."""
+    if rho <= 0.5:
+        return math.pi * rho**2
+    if rho >= math.sqrt(0.5):
+        return 1.0
+    return math.pi * rho**2 - 4 * (rho**2 * math.acos(0.5 / rho) - 0.5 * math.sqrt(rho**2 - 0.25))
+
+
+def _torus_ball_volume(r: float, d: int) -> float:
+    """Volume of the L2 ball of radius r on the unit torus, i.e. of {|z| <= r} ∩ [-1/2, 1/2]^d (d = 2, 3)."""
+    if d == 2:
+        return _disk_in_square(r)
+    h = min(r, 0.5)  # d = 3: slices z_3 = t are disks of radius sqrt(r^2 - t^2) in the square
+    return 2 * quad(lambda t: _disk_in_square(math.sqrt(max(r * r - t * t, 0.0))), 0, h, epsabs=1e-13,
+                    limit=200)[0]
+
+
+def _true_euclidean_moment(P: int, d: int, k: int) -> float:
+    """E[r_NN^k] on the L2 torus without approximation: one of the P-1 others is within r with probability
+    V_torus(r), so S(r) = (1 - V_torus(r))^(P-1) exactly, integrated up to the largest distance sqrt(d)/2."""
+    kinks = [x for x in (0.5, math.sqrt(0.5)) if x < math.sqrt(d) / 2]
+    return quad(lambda x: k * x ** (k - 1) * (1 - _torus_ball_volume(x, d)) ** (P - 1), 0, math.sqrt(d) / 2,
+                points=kinks, epsabs=1e-13, limit=200)[0]
+
+
+@pytest.mark.parametrize("P, d, k", [(2, 2, 1), (3, 3, 1), (3, 3, 2), (5, 3, 1)])
+def test_euclidean_wrap_error_bound_bounds_the_true_error(P, d, k):
+    """At small P the wrap-around error is not negligible, so the bound is really tested: the exact torus
+    moment (second derivation: numerical integration of the exact survival function with the ball-cube
+    intersection volume) differs from the formula by 0.0065, 0.0030, 0.0036, 0.00025 and the bound is 7-76
+    times larger (measured |error|/bound = 0.146, 0.036, 0.032, 0.013). quad's error (< 1e-10) is negligible."""
+    assert _torus_ball_volume(0.4, 3) == pytest.approx(4 / 3 * math.pi * 0.4**3, rel=1e-10)  # no wrap yet
+    assert _torus_ball_volume(math.sqrt(3) / 2, 3) == pytest.approx(1.0, rel=1e-10)  # the whole cube
+    true = _true_euclidean_moment(P, d, k)
+    formula = _num(th.nn_distance_moment(P, d, k, "euclidean"))
+    bound = _num(th.euclidean_wrap_error_bound(P, d, k))
+    assert 0 < abs(true - formula) <= bound
+    assert abs(true - formula) > 1e-6  # a real discrepancy, far above quad's error
+
+
+@pytest.mark.parametrize("P, d", [(2, 2), (3, 3)])
+def test_true_euclidean_moment_against_monte_carlo(P, d):
+    """The numerical integration used above agrees with the Monte-Carlo mean (5e4 configurations, 4 s.e.), and
+    the Monte Carlo resolves the formula's wrap-around error (measured: MC - integral = -0.44 and -0.90 s.e.,
+    MC - formula = 9.7 and 6.6 s.e.), so the discrepancy tested against the bound is real."""
+    mc = simulate_nn_distance(P, d, n_configs=50_000, metric="euclidean", seed=P + d)
+    assert abs(mc.mean - _true_euclidean_moment(P, d, 1)) < 4 * mc.se
+    assert abs(mc.mean - _num(th.expected_nn_distance(P, d, "euclidean"))) > 4 * mc.se
+
+
 @pytest.mark.parametrize("P, d", [(30, 1), (60, 2), (200, 3)])
 def test_euclidean_formula_within_wrap_bound(P, d):
     bound = _num(th.euclidean_wrap_error_bound(P, d))
@@ -144,6 +278,8 @@ def test_nn_regression_exponent_matches_one_over_d(d, P_values, loss):
     beta = _num(th.nn_regression_exponent(d, loss))
     lo, hi = fit.interval(0.99)
     assert lo < beta < hi, (fit, beta)
+    # the law nn_regression_error_scaling ∝ P^(-β): its own log-slope is tested against the simulation too
+    assert lo < _log_slope(th.nn_regression_error_scaling(th.P, d, loss)) < hi
     assert fit.se < 0.05 * beta  # sharp enough to tell 1/d from 1/(d±1)
     assert all(a.mean > b.mean for a, b in zip(ests, ests[1:]))
 
@@ -158,6 +294,9 @@ def test_fit_power_law_recovers_exact_power():
 # ------------------------------------------------------------------------------------------------------------
 # bad input
 # ------------------------------------------------------------------------------------------------------------
+FIT = fit_power_law([10, 20, 40], [1.0, 0.7, 0.5], [0.01, 0.01, 0.01])
+
+
 @pytest.mark.parametrize(
     "call, match",
     [
@@ -184,6 +323,31 @@ def test_fit_power_law_recovers_exact_power():
         (lambda: nearest_neighbours(np.ones((3, 2)) * 0.5, np.ones((3, 3)) * 0.5), "same dimension"),
         (lambda: fit_power_law([1, 2], [1, 2], [1, 1]), "length >= 3"),
         (lambda: fit_power_law([1, 2, 3], [1, -2, 3], [1, 1, 1]), "positive"),
+        (lambda: fit_power_law([1, 2, 3], [1, np.inf, 3], [1, 1, 1]), "means must be positive and finite"),
+        (lambda: fit_power_law([1, 2, 3], [1, 2, 3], [1, np.nan, 1]), "ses must be positive and finite"),
+        (lambda: fit_power_law([0, 2, 3], [1, 2, 3], [1, 1, 1]), "P_values must be positive and finite"),
+        (lambda: FIT.interval(2.0), r"level must be a number in \(0, 1\)"),
+        (lambda: FIT.interval(0.0), r"level must be a number in \(0, 1\)"),
+        (lambda: FIT.interval(float("nan")), r"level must be a number in \(0, 1\)"),
+        (lambda: th.nn_survival(0.7, 5, 2, "euclidean"), r"r must be in \[0, 1/2\] for metric='euclidean'"),
+        (lambda: th.nn_survival(5, 5, 2, "euclidean"), r"r must be in \[0, 1/2\]"),
+        (lambda: th.nn_survival(float("nan"), 5, 2), "r must be >= 0"),
+        (lambda: th.nn_survival(-0.1, 5, 2), "r must be >= 0"),
+        (lambda: th.nn_survival(0.1, 5, 2, "l1"), "metric must be one of"),
+        (lambda: th.euclidean_wrap_error_bound(5, 2, -1), "k must be > 0"),
+        (lambda: th.euclidean_wrap_error_bound(5, 2, float("nan")), "k must be > 0"),
+        (lambda: th.nn_distance_moment(10, 2, "a"), "k must be > 0"),
+        (lambda: th.nn_distance_moment(10, 2, float("inf")), "k must be > 0"),
+        (lambda: th.points_for_spacing("x", 2), "l must be in"),
+        (lambda: th.points_for_spacing(float("nan"), 2), "l must be in"),
+        (lambda: nearest_neighbours(np.empty((0, 2)), np.full((3, 2), 0.5)), "train must hold at least 1"),
+        (lambda: nearest_neighbours(np.full((3, 2), 0.5), np.full((3, 2), 0.5), periodic="no"), "periodic"),
+        (lambda: nn_regression_error(10, 2, target=lambda x: np.full(len(x), np.nan)), "target returned non-finite"),
+        (lambda: nn_regression_error(10, 2, target=lambda x: np.full(len(x), np.inf)), "target returned non-finite"),
+        (lambda: simulate_nn_distance(10, 2, periodic="no"), "periodic must be True or False"),
+        (lambda: simulate_nn_distance(10, 2, block=0), "block must be an integer >= 1"),
+        (lambda: simulate_nn_distance(10, 2, seed="a"), "seed must be None, an int"),
+        (lambda: simulate_nn_distance(10, 2, seed=-1), "seed must be None, an int"),
     ],
 )
 def test_bad_input_raises(call, match):

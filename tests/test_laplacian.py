@@ -15,14 +15,33 @@ from theory.laplacian import (
     grid_eigenvalues,
     grid_laplacian,
     path_eigenbasis,
+    path_filter_spectrum,
+    path_laplacian,
 )
+
+
+def _numpy_path_laplacian(n):
+    """Independent construction: degree matrix minus the adjacency of the path 0 - 1 - ... - (n-1) (numpy only)."""
+    A = np.diag(np.ones(n - 1), 1) + np.diag(np.ones(n - 1), -1)
+    return np.diag(A.sum(1)) - A
 
 
 def _numpy_grid_laplacian(n):
     """Independent construction: L = L_P ⊗ I + I ⊗ L_P from the path-graph adjacency (numpy only)."""
-    A = np.diag(np.ones(n - 1), 1) + np.diag(np.ones(n - 1), -1)
-    LP = np.diag(A.sum(1)) - A
+    LP = _numpy_path_laplacian(n)
     return np.kron(LP, np.eye(n)) + np.kron(np.eye(n), LP)
+
+
+@pytest.mark.parametrize("n", [2, 3, 4])
+def test_path_laplacian_matches_numpy_and_its_eigenbasis(n):
+    L = path_laplacian(n)
+    np.testing.assert_array_equal(np.array(L.tolist(), dtype=float), _numpy_path_laplacian(n))
+    assert all(e.is_Integer for e in L)  # exact
+    # exact eigenpairs of path_eigenbasis (sympy) and the spectrum of numpy's eigh
+    for mu, u in path_eigenbasis(n):
+        assert (L * u - mu * u).applyfunc(sp.simplify) == sp.zeros(n, 1)
+    np.testing.assert_allclose(sorted(float(m) for m, _ in path_eigenbasis(n)),
+                               np.linalg.eigvalsh(_numpy_path_laplacian(n)), atol=1e-12)
 
 
 @pytest.mark.parametrize("n", [2, 3, 4])
@@ -114,12 +133,29 @@ def test_bad_filters_raise(bad):
         filter_spectrum(bad)
 
 
+def test_complex_filters_and_bad_group_raise():
+    w = np.ones((2, 3, 3))
+    for bad in (w + 1j, w.astype(np.complex64)):
+        with pytest.raises(ValueError, match="filters must be real"):
+            filter_spectrum(bad)
+    with pytest.raises(ValueError, match="filters must be real"):
+        path_filter_spectrum(np.ones((2, 3)) * 1j)
+    for group in (1, "no", None):
+        with pytest.raises(ValueError, match="group must be True or False"):
+            filter_spectrum(w, group=group)
+    torch = pytest.importorskip("torch")
+    with pytest.raises(ValueError, match="filters must be real"):
+        filter_spectrum(torch.ones(2, 3, 3, dtype=torch.complex64))
+
+
 @pytest.mark.parametrize("n", [0, 1, -3, 2.5, True])
 def test_bad_n_raises(n):
     with pytest.raises(ValueError, match="n must"):
         grid_laplacian(n)
     with pytest.raises(ValueError, match="n must"):
         eigenbasis_array(n)
+    with pytest.raises(ValueError, match="n must"):
+        path_laplacian(n)
 
 
 def test_path_filter_spectrum_1d():

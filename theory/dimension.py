@@ -48,6 +48,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import numbers
 from typing import Any
 
 import sympy as sp
@@ -100,6 +101,23 @@ def _int_or_symbol(value: Any, name: str, low: int) -> sp.Expr:
     return sp.Integer(value)
 
 
+def _real_or_symbol(value: Any, name: str, allowed: str, ok) -> sp.Expr:
+    """A finite real number (python/numpy/sympy) with ``ok(value)`` true, or a sympy expression that is not a
+    number (a formula). Strings, bools, NaN, infinities and complex numbers are rejected."""
+    if isinstance(value, sp.Basic) and not value.is_number:
+        return value
+    if isinstance(value, bool) or not isinstance(value, (numbers.Real, sp.Basic)):
+        raise ValueError(f"{name} must be {allowed}, got {value!r}")
+    v = sp.sympify(value)
+    if not (v.is_extended_real and v.is_finite and ok(v)):
+        raise ValueError(f"{name} must be {allowed}, got {value!r}")
+    return v
+
+
+def _check_k(value: Any) -> sp.Expr:
+    return _real_or_symbol(value, "k", "> 0 (a finite real number) or a sympy expression", lambda v: v > 0)
+
+
 def _check_choice(value: Any, allowed: tuple, name: str) -> None:
     if value not in allowed:
         raise ValueError(f"{name} must be one of {allowed}, got {value!r}")
@@ -117,9 +135,7 @@ def spacing(P_: Any = P, d_: Any = d) -> sp.Expr:
 def points_for_spacing(l_: Any = l, d_: Any = d) -> sp.Expr:
     r"""Points needed for a spacing l: :math:`P = l^{-d}` (inverse of :func:`spacing`; exponential in d)."""
     dv = _int_or_symbol(d_, "d", 1)
-    lv = sp.sympify(l_)
-    if lv.is_number and not (lv.is_positive and lv <= 1):
-        raise ValueError(f"l must be in (0, 1], got {l_!r}")
+    lv = _real_or_symbol(l_, "l", "in (0, 1] or a sympy expression", lambda v: (v > 0) & (v <= 1))
     return lv ** (-dv)
 
 
@@ -148,16 +164,20 @@ def ball_volume(d_: Any = d, metric: str = "chebyshev") -> sp.Expr:
 
 
 def nn_survival(r_: Any = r, P_: Any = P, d_: Any = d, metric: str = "chebyshev") -> sp.Expr:
-    r""":math:`\Pr(r_{NN} > r) = (1 - V_d r^d)^{P-1}` on the torus, exact for :math:`0 \le r \le 1/2`
-    (for L∞ this is the whole range; the expression is 0 beyond r = 1/2 for L∞)."""
+    r""":math:`\Pr(r_{NN} > r) = (1 - V r^d)^{P-1}` on the torus (V from :func:`ball_volume`), exact for
+    :math:`0 \le r \le 1/2`. L∞: that is the whole range (0 beyond r = 1/2, the largest distance). L2: the
+    ball wraps around the torus beyond 1/2, so a number r > 1/2 raises ValueError and a symbolic r gives
+    ``nan`` there (``Piecewise``)."""
     Pv, dv = _int_or_symbol(P_, "P", 2), _int_or_symbol(d_, "d", 1)
-    rv = sp.sympify(r_)
-    if rv.is_number and rv.is_negative:
-        raise ValueError(f"r must be >= 0, got {r_!r}")
-    surv = (1 - ball_volume(dv, metric) * rv**dv) ** (Pv - 1)
+    _check_choice(metric, METRICS, "metric")
+    half = sp.Rational(1, 2)
     if metric == "chebyshev":
-        return sp.Piecewise((surv, rv <= sp.Rational(1, 2)), (0, True))
-    return surv
+        rv = _real_or_symbol(r_, "r", ">= 0 (a finite real number) or a sympy expression", lambda v: v >= 0)
+    else:
+        rv = _real_or_symbol(r_, "r", "in [0, 1/2] for metric='euclidean' (beyond 1/2 the ball wraps around "
+                             "the torus) or a sympy expression", lambda v: (v >= 0) & (v <= half))
+    surv = (1 - ball_volume(dv, metric) * rv**dv) ** (Pv - 1)
+    return sp.Piecewise((surv, rv <= half), (0 if metric == "chebyshev" else sp.nan, True))
 
 
 def _gamma_ratio(Pv: sp.Expr, a: sp.Expr) -> sp.Expr:
@@ -168,13 +188,10 @@ def _gamma_ratio(Pv: sp.Expr, a: sp.Expr) -> sp.Expr:
 def nn_distance_moment(P_: Any = P, d_: Any = d, k_: Any = 1, metric: str = "chebyshev") -> sp.Expr:
     r""":math:`\mathbb E[r_{NN}^k]` on the torus: :math:`V^{-k/d}\,\Gamma(1+k/d)\,\Gamma(P)/\Gamma(P+k/d)` with
     :math:`V = 2^d` (L∞: exact) or :math:`V_d` (L2: exact up to :func:`euclidean_wrap_error_bound`)."""
-    Pv, dv = _int_or_symbol(P_, "P", 2), _int_or_symbol(d_, "d", 1)
-    kv = sp.sympify(k_)
-    if kv.is_number and not kv.is_positive:
-        raise ValueError(f"k must be > 0, got {k_!r}")
+    Pv, dv, kv = _int_or_symbol(P_, "P", 2), _int_or_symbol(d_, "d", 1), _check_k(k_)
+    _check_choice(metric, METRICS, "metric")
     a = kv / dv
     pref = 2**-kv if metric == "chebyshev" else ball_volume(dv, metric) ** (-a)
-    _check_choice(metric, METRICS, "metric")
     return pref * sp.gamma(1 + a) * _gamma_ratio(Pv, a)
 
 
@@ -202,8 +219,7 @@ def euclidean_wrap_error_bound(P_: Any, d_: Any, k_: Any = 1) -> sp.Expr:
     r"""Bound on :math:`|\mathbb E[r^k]_{\rm true} - \mathbb E[r^k]_{\rm formula}|` for the L2 metric on the
     torus: the survival functions agree for r <= 1/2 and both are <= :math:`q = (1 - V_d 2^{-d})^{P-1}` and
     vanish beyond :math:`R = \max(\sqrt d/2, V_d^{-1/d})`, so the difference is <= :math:`(R^k - 2^{-k})\,q`."""
-    Pv, dv = _int_or_symbol(P_, "P", 2), _int_or_symbol(d_, "d", 1)
-    kv = sp.sympify(k_)
+    Pv, dv, kv = _int_or_symbol(P_, "P", 2), _int_or_symbol(d_, "d", 1), _check_k(k_)
     Vd = ball_volume(dv, "euclidean")
     R = sp.Max(sp.sqrt(dv) / 2, Vd ** (-1 / dv))
     return (R**kv - 2**-kv) * (1 - Vd / 2**dv) ** (Pv - 1)
@@ -216,8 +232,7 @@ def derive_expected_nn_distance(P_: Any = P, d_: Any = d, k_: Any = 1) -> dict[s
     by sympy: a polynomial for integer P, d, k, so this is an independent check of the Beta-function
     result); ``beta_form`` :math:`\frac{k}{2^k d} B(k/d, P)`; ``gamma_form`` (= :func:`nn_distance_moment`).
     """
-    Pv, dv = _int_or_symbol(P_, "P", 2), _int_or_symbol(d_, "d", 1)
-    kv = sp.sympify(k_)
+    Pv, dv, kv = _int_or_symbol(P_, "P", 2), _int_or_symbol(d_, "d", 1), _check_k(k_)
     surv = (1 - (2 * r) ** dv) ** (Pv - 1)
     integral = sp.integrate(kv * r ** (kv - 1) * surv, (r, 0, sp.Rational(1, 2)))
     beta_form = kv / (2**kv * dv) * sp.beta(kv / dv, Pv)

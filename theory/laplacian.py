@@ -57,6 +57,16 @@ def _check_n(n: int) -> int:
     return int(n)
 
 
+def _real_filters(filters) -> np.ndarray:
+    """float64 array of the filters (torch tensors via ``.detach().cpu()``); complex filters are rejected (the cast
+    would drop their imaginary part)."""
+    if hasattr(filters, "detach"):
+        filters = filters.detach().cpu().numpy()
+    if np.iscomplexobj(filters):
+        raise ValueError("filters must be real, got a complex array")
+    return np.asarray(filters, dtype=np.float64)
+
+
 def path_laplacian(n: int = 3) -> sp.Matrix:
     """Laplacian L_P = Deg - A of the path graph with n vertices (free boundary): diag (1, 2, …, 2, 1), -1 off-diagonal."""
     n = _check_n(n)
@@ -186,10 +196,10 @@ def filter_spectrum(filters, *, group: bool = True) -> tuple[np.ndarray, np.ndar
 
     Parameters
     ----------
-    filters : array-like of shape (..., n, n)
+    filters : real array-like of shape (..., n, n), finite, at least one filter, n >= 2
         Filters of one layer, e.g. a conv weight (C_out, C_in, n, n); the mean runs over all leading axes
         (all channel pairs ch).  A torch tensor is accepted (converted with ``.detach().cpu()``).
-    group : bool
+    group : bool (True or False)
         If True (default), sum over each degenerate eigenspace and return one value per distinct λ
         (basis independent).  If False, return one value per eigenvector of :func:`eigenbasis_array`.
 
@@ -197,9 +207,9 @@ def filter_spectrum(filters, *, group: bool = True) -> tuple[np.ndarray, np.ndar
     -------
     (lambdas, c) : float64 arrays of equal length.  Σ c = <|w_ch|²>_ch (Parseval).
     """
-    if hasattr(filters, "detach"):
-        filters = filters.detach().cpu().numpy()
-    w = np.asarray(filters, dtype=np.float64)
+    if not isinstance(group, (bool, np.bool_)):
+        raise ValueError(f"group must be True or False, got {group!r}")
+    w = _real_filters(filters)
     if w.ndim < 2 or w.shape[-1] != w.shape[-2]:
         raise ValueError(f"filters must have shape (..., n, n) with square n×n filters, got shape {w.shape}")
     n = _check_n(w.shape[-1])
@@ -240,9 +250,7 @@ def path_filter_spectrum(filters) -> tuple[np.ndarray, np.ndarray]:
 
     For n = 3: μ = 0 (pooling (1,1,1)/√3), 1 (gradient (1,0,-1)/√2), 3 (curvature (1,-2,1)/√6).
     """
-    if hasattr(filters, "detach"):
-        filters = filters.detach().cpu().numpy()
-    w = np.asarray(filters, dtype=np.float64)
+    w = _real_filters(filters)
     if w.ndim < 1:
         raise ValueError(f"filters must have shape (..., n), got shape {w.shape}")
     n = _check_n(w.shape[-1])
