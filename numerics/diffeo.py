@@ -77,8 +77,10 @@ def _rng(seed: Any) -> np.random.Generator:
     if isinstance(seed, np.random.Generator):
         return seed
     if seed is None or isinstance(seed, (int, np.integer)) and not isinstance(seed, bool):
+        if seed is not None and seed < 0:
+            raise ValueError(f"seed must be an integer >= 0 (or None or a Generator), got {seed!r}")
         return np.random.default_rng(seed)
-    raise ValueError(f"seed must be None, an int or a numpy.random.Generator, got {type(seed).__name__}")
+    raise ValueError(f"seed must be None, an int >= 0 or a numpy.random.Generator, got {type(seed).__name__}")
 
 
 def _normal_sampler(seed: Any):
@@ -412,6 +414,20 @@ def _check_image_numpy(x: Any, name: str = "x") -> np.ndarray:
     return arr
 
 
+def _check_image_torch(x: Any, name: str = "x") -> None:
+    """The torch counterpart of :func:`_check_image_numpy`; integer tensors are refused (the output of a
+    bilinear pull-back is not an integer image, and the fields would be truncated to the integer dtype)."""
+    shape = tuple(x.shape)
+    if x.dim() < 3 or shape[0] < 1 or shape[-1] < 2 or shape[-2] < 2:
+        raise ValueError(
+            f"{name} must have shape (batch, [channels...,] H, W) with batch >= 1 and H, W >= 2, got {shape}"
+        )
+    if not x.is_floating_point():
+        raise ValueError(f"{name} must be a floating-point tensor, got dtype {x.dtype}")
+    if not bool(_torch().isfinite(x).all()):
+        raise ValueError(f"{name} contains non-finite values (nan or inf)")
+
+
 def _check_fields(fields: Any, batch: int, height: int, width: int) -> np.ndarray:
     f = np.asarray(fields, dtype=np.float64)
     if f.shape != (batch, 2, height, width):
@@ -423,11 +439,20 @@ def _check_fields(fields: Any, batch: int, height: int, width: int) -> np.ndarra
 
 def remap(x: Any, fields: Any, *, interp: str = "linear") -> Any:
     r"""Pull-back :math:`\tau x(p) = x(p - D(p))` of a batch by given displacement fields (B, 2, H, W) in pixels,
-    with source coordinates clamped to the image. Numpy -> numba kernel; torch -> on the tensor's device,
-    differentiable with respect to ``x``."""
+    with source coordinates clamped to the image. Numpy (any real dtype; returns float64) -> numba kernel;
+    floating-point torch tensor -> on the tensor's device, differentiable with respect to ``x``. ``ValueError``
+    for H or W < 2, non-finite ``x`` or ``fields``, a wrong ``fields`` shape, or an integer tensor."""
     code = _check_interp(interp)
     if _is_torch(x):
-        return _remap_torch(x, fields, code)
+        _check_image_torch(x)
+        torch = _torch()
+        f = torch.as_tensor(fields, device=x.device, dtype=x.dtype)
+        shape = (x.shape[0], 2, x.shape[-2], x.shape[-1])
+        if tuple(f.shape) != shape:
+            raise ValueError(f"fields must have shape (batch, 2, H, W) = {shape}, got {tuple(f.shape)}")
+        if not bool(torch.isfinite(f).all()):
+            raise ValueError("fields contains non-finite values (nan or inf)")
+        return _remap_torch(x, f, code)
     arr = _check_image_numpy(x)
     shape = arr.shape
     img = np.ascontiguousarray(arr.reshape(shape[0], -1, shape[-2], shape[-1]), dtype=np.float64)
@@ -437,10 +462,10 @@ def remap(x: Any, fields: Any, *, interp: str = "linear") -> Any:
 
 def deform(
     x: Any,
-    T: float,
-    c: float,
+    T: float | None = None,
+    c: float | None = None,
     *,
-    cutoff: str = "code",
+    cutoff: str | None = None,
     interp: str = "linear",
     seed: Any = None,
     diffeo: SineDiffeo | None = None,
@@ -450,31 +475,41 @@ def deform(
 
     ``x``: numpy array or torch tensor of shape (B, [C...,] H, W). Numpy input runs the fused numba kernel and
     returns float64; torch input runs on ``x.device`` in ``x.dtype`` and is differentiable w.r.t. ``x``.
-    ``seed``: None, int, numpy Generator (same seed -> same fields in the numpy and torch paths) or
-    ``torch.Generator`` (for either input). ``diffeo``: reuse fields from :func:`sample_diffeos` instead of sampling.
+    ``cutoff``: ``"code"`` (default) or ``"paper"``. ``seed``: None, int, numpy Generator (same seed -> same
+    fields in the numpy and torch paths) or ``torch.Generator`` (for either input). ``diffeo``: apply fields
+    from :func:`sample_diffeos` instead of sampling; the sampling arguments (T, c, cutoff, seed,
+    resample_folds) are then part of ``diffeo`` and giving any of them raises ``ValueError``.
     T = 0 returns exactly the input.
     """
     code = _check_interp(interp)
     is_t = _is_torch(x)
     if is_t:
+        _check_image_torch(x)
         shape = tuple(x.shape)
-        if x.dim() < 3 or shape[-1] < 2 or shape[-2] < 2 or shape[0] < 1:
-            raise ValueError(f"x must have shape (batch, [channels...,] H, W) with H, W >= 2, got {shape}")
-        if not x.is_floating_point():
-            raise ValueError(f"x must be a floating-point tensor, got dtype {x.dtype}")
-        if not bool(_torch().isfinite(x).all()):
-            raise ValueError("x contains non-finite values (nan or inf)")
     else:
         arr = _check_image_numpy(x)
         shape = arr.shape
     B, H, W = shape[0], shape[-2], shape[-1]
     if diffeo is None:
+        for name, value in (("T", T), ("c", c)):
+            if value is None:
+                raise ValueError(f"{name} must be given (or pass diffeo=sample_diffeos(...))")
         T = _check_real(T, "T", 0.0)
+        cutoff = "code" if cutoff is None else cutoff
         diffeo = sample_diffeos(B, H, W, T, c, cutoff=cutoff, seed=seed, resample_folds=resample_folds)
-    elif (diffeo.batch, diffeo.height, diffeo.width) != (B, H, W):
-        raise ValueError(
-            f"diffeo was sampled for (batch, H, W) = {(diffeo.batch, diffeo.height, diffeo.width)}, x has {(B, H, W)}"
-        )
+    else:
+        if not isinstance(diffeo, SineDiffeo):
+            raise ValueError(f"diffeo must be a SineDiffeo from sample_diffeos, got {type(diffeo).__name__}")
+        given = [k for k, v in dict(T=T, c=c, cutoff=cutoff, seed=seed).items() if v is not None]
+        if given or resample_folds:
+            raise ValueError(
+                f"{(given or ['resample_folds'])[0]} must not be given with diffeo: its fields are already sampled"
+                f" (T={diffeo.T!r}, c={diffeo.c!r}, cutoff={diffeo.cutoff!r})"
+            )
+        if (diffeo.batch, diffeo.height, diffeo.width) != (B, H, W):
+            raise ValueError(
+                f"diffeo was sampled for (batch, H, W) = {(diffeo.batch, diffeo.height, diffeo.width)}, x has {(B, H, W)}"
+            )
     if is_t:
         return _deform_torch(x, diffeo, code)
     if diffeo.T == 0.0:
@@ -505,15 +540,11 @@ def _fields_torch(diffeo: SineDiffeo, device, dtype):
     return torch.einsum("iy,bciw->bcyw", sy, acc)
 
 
-def _remap_torch(x, fields, interp: int):
+def _remap_torch(x, f, interp: int):
+    """Pull-back of a validated floating-point tensor x by fields f (a tensor of x's dtype and device)."""
     torch = _torch()
     shape = tuple(x.shape)
-    if x.dim() < 3:
-        raise ValueError(f"x must have shape (batch, [channels...,] H, W), got {shape}")
     B, H, W = shape[0], shape[-2], shape[-1]
-    f = torch.as_tensor(fields, device=x.device, dtype=x.dtype)
-    if tuple(f.shape) != (B, 2, H, W):
-        raise ValueError(f"fields must have shape (batch, 2, H, W) = {(B, 2, H, W)}, got {tuple(f.shape)}")
     img = x.reshape(B, -1, H * W)
     gy = torch.arange(H, device=x.device, dtype=x.dtype)[:, None]
     gx = torch.arange(W, device=x.device, dtype=x.dtype)[None, :]

@@ -35,6 +35,7 @@ Main results (derived below and in :func:`derivation`):
 from __future__ import annotations
 
 import math
+import numbers
 from fractions import Fraction
 from functools import lru_cache
 
@@ -56,7 +57,7 @@ def _check_cutoff(cutoff: str) -> None:
 
 def _as_rational(value, name: str) -> sp.Rational:
     """Exact rational from an int, Fraction, sympy number or float (floats are taken at face value)."""
-    if isinstance(value, bool):
+    if isinstance(value, (bool, str)):
         raise ValueError(f"{name} must be a real number, got {value!r}")
     try:
         if isinstance(value, sp.Basic):
@@ -126,8 +127,12 @@ def mode_count(c, cutoff: str = "code", a=1, b=1) -> int:
 
 def mode_variance(i: int, j: int, T=sp.Symbol("T", positive=True), a=1, b=1) -> sp.Expr:
     r"""Variance of the coefficient :math:`C_{ij}`: :math:`T/((i/a)^2+(j/b)^2)` (maximum entropy at fixed
-    mean gradient energy, Petrini et al. 2021)."""
-    return T / ((sp.Integer(i) / sp.nsimplify(a)) ** 2 + (sp.Integer(j) / sp.nsimplify(b)) ** 2)
+    mean gradient energy, Petrini et al. 2021), for mode indices i, j >= 1, T >= 0 (or a symbol), a, b > 0."""
+    for name, k in (("i", i), ("j", j)):
+        if isinstance(k, bool) or not isinstance(k, numbers.Integral) or k < 1:
+            raise ValueError(f"{name} (mode index) must be an integer >= 1, got {k!r}")
+    a_r, b_r = _check_positive_length(a, "a"), _check_positive_length(b, "b")
+    return _check_T(T) / ((sp.Integer(int(i)) / a_r) ** 2 + (sp.Integer(int(j)) / b_r) ** 2)
 
 
 def odd_lattice_sum(c, cutoff: str = "code", a=1, b=1) -> sp.Rational:
@@ -144,20 +149,29 @@ def odd_lattice_sum(c, cutoff: str = "code", a=1, b=1) -> sp.Rational:
     return sp.nsimplify(total)
 
 
-def _check_T(T):
-    if isinstance(T, sp.Basic) and T.free_symbols:
-        return T
+def _check_nonnegative(value, name: str):
+    """A finite real >= 0 as a sympy number (floats at 30 digits), or a symbolic expression not known negative."""
+    if isinstance(value, sp.Basic) and value.free_symbols:
+        if value.is_nonnegative is False:
+            raise ValueError(f"{name} must be >= 0, got {value!r}")
+        return value
+    if isinstance(value, bool) or not isinstance(value, (numbers.Real, sp.Basic)):
+        raise ValueError(f"{name} must be a real number >= 0, got {value!r}")
     try:
-        t = float(T)
+        v = float(value)
     except (TypeError, ValueError) as exc:
-        raise ValueError(f"T must be a real number >= 0, got {T!r}") from exc
-    if not math.isfinite(t) or t < 0:
-        raise ValueError(f"T (the temperature) must be finite and >= 0, got {T!r}")
-    return sp.nsimplify(T) if not isinstance(T, float) else sp.Float(T, 30)
+        raise ValueError(f"{name} must be a real number >= 0, got {value!r}") from exc
+    if not math.isfinite(v) or v < 0:
+        raise ValueError(f"{name} must be finite and >= 0, got {value!r}")
+    return sp.Float(value, 30) if isinstance(value, float) else sp.nsimplify(value)
+
+
+def _check_T(T):
+    return _check_nonnegative(T, "T (the temperature)")
 
 
 def _check_n(n) -> sp.Integer:
-    if isinstance(n, bool) or int(n) != n or int(n) < 2:
+    if isinstance(n, bool) or not isinstance(n, numbers.Real) or not math.isfinite(n) or int(n) != n or n < 2:
         raise ValueError(f"n (image side in pixels) must be an integer >= 2, got {n!r}")
     return sp.Integer(int(n))
 
@@ -181,9 +195,7 @@ def typical_displacement(T, c, n, cutoff: str = "code", a=1, b=1) -> sp.Expr:
 
 def temperature_for_displacement(delta, c, n, cutoff: str = "code", a=1, b=1) -> sp.Expr:
     r"""Inverse of :func:`typical_displacement`: :math:`T = \delta^2 / (2 n^2 S_{\rm odd}(c))`."""
-    d = _as_rational(delta, "delta") if not isinstance(delta, float) else sp.Float(delta, 30)
-    if d < 0:
-        raise ValueError(f"delta (typical displacement in pixels) must be >= 0, got {delta!r}")
+    d = _check_nonnegative(delta, "delta (typical displacement in pixels)")
     s = odd_lattice_sum(c, cutoff, a, b)
     if s == 0:
         raise ValueError(f"c={c!r} with cutoff={cutoff!r} keeps no odd-odd mode: the centre never moves")
