@@ -15,10 +15,8 @@ CLI: python -m numerics.scale_detection --xi 7 --n 32 --dim 1 --stride 1 --layer
 """
 from __future__ import annotations
 
-import argparse
 import json
 import math
-import sys
 from dataclasses import dataclass, field
 from functools import cached_property
 
@@ -26,7 +24,7 @@ import numpy as np
 from numba import njit, prange
 
 from theory import scale_exact as _ex
-from theory.scale_detection import _parser, check_dim, check_params, noise_sigma
+from theory.scale_detection import _cli_error, _parser, check_dim, check_params, noise_sigma
 
 __all__ = [
     "ScaleDetectionData", "make_dataset", "sample_moves", "move_positions", "diffeo_moves", "matched_noise",
@@ -139,12 +137,12 @@ def make_dataset(n: int, xi, *, dim: int = 1, metric: str = "euclidean", gap: fl
         y = np.where(close, 1, -1)
     pos, delta, y = pos[keep], delta[keep], y[keep]
     if len(y) == 0 or (gap > 0 and (np.all(y == 1) or np.all(y == -1))):
-        raise ValueError(f"gap={gap} leaves an empty class for n={n}, xi={xi}")
+        raise ValueError(f"gap must leave both classes non-empty, got gap={gap} for n={n}, xi={xi}")
     if balance:
         a, b = np.flatnonzero(y == 1), np.flatnonzero(y == -1)
         m = min(len(a), len(b))
         if m == 0:
-            raise ValueError("balance=True but one class is empty")
+            raise ValueError("balance=True needs both classes non-empty, but one is empty")
         sel = np.sort(np.concatenate([rng.choice(a, m, replace=False), rng.choice(b, m, replace=False)]))
         pos, delta, y = pos[sel], delta[sel], y[sel]
     if n_pairs is not None:
@@ -163,7 +161,10 @@ def make_dataset(n: int, xi, *, dim: int = 1, metric: str = "euclidean", gap: fl
 
 
 def sample_moves(P: int, dim: int, rng) -> np.ndarray:
-    """(P, 2, dim) independent moves in {-1, 0, +1}, each with probability 1/3."""
+    """(P, 2, dim) independent moves in {-1, 0, +1}, each with probability 1/3 (P an integer >= 0, dim 1 or 2)."""
+    if isinstance(P, bool) or not isinstance(P, (int, np.integer)) or P < 0:
+        raise ValueError(f"P must be an integer >= 0, got {P!r}")
+    dim = check_dim(dim)
     rng = np.random.default_rng(rng)
     return rng.integers(-1, 2, size=(P, 2, dim))
 
@@ -332,8 +333,10 @@ def _forward(img, n, dim, stride, periodic, kt, L, H, W, off, out_const, buf):
 
 
 def forward(images: np.ndarray, geom: NetGeometry) -> list[np.ndarray]:
-    """All representations [g_1, ..., g_L, f] of a batch of dense images (numba forward pass)."""
+    """All representations [g_1, ..., g_L, f] of a batch of dense images (P, n) / (P, n, n) (numba forward pass)."""
     x = np.asarray(images, dtype=np.float64)
+    if x.ndim != geom.dim + 1 or x.shape[1:] != (geom.n,) * geom.dim:
+        raise ValueError(f"images must have shape (P{', n' * geom.dim}) with n = {geom.n}, got {x.shape}")
     P = x.shape[0]
     args = geom.args()
     reps = [np.empty((P, geom.H[k], geom.W[k])) for k in range(1, geom.layers + 1)]
@@ -612,6 +615,9 @@ def sample_terms(xi, n, *, dim=1, stride=1, layers=10, periodic=False, samples=1
         raise ValueError(f"samples must be an integer >= 2, got {samples!r}")
     if noise not in ("matched", "per_sample"):
         raise ValueError(f"noise must be 'matched' or 'per_sample', got {noise!r}")
+    if seed is not None and not isinstance(seed, (np.random.Generator, np.random.SeedSequence)) and (
+            isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0):
+        raise ValueError(f"seed must be None, an integer >= 0 or a numpy Generator, got {seed!r}")
     per = geom.periodic
     metric = "block" if geom.stride > 1 else ("periodic_linf" if per else "linf")
     data = make_dataset(geom.n, geom.xi, dim=geom.dim, metric=metric)
@@ -726,8 +732,7 @@ def main(argv: list[str] | None = None) -> int:
         rows = simulate_layers(a.xi, a.n, dim=a.dim, stride=a.stride, layers=a.layers, periodic=a.periodic,
                                samples=a.samples, seed=a.seed, noise=a.noise)
     except ValueError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+        return _cli_error(p, a, e)
     if a.json:
         print(json.dumps({"layers": rows}))
     else:

@@ -13,6 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from numerics.scale_detection import NetGeometry, diffeo_moves, forward, make_dataset
+from theory.scale_detection import realised_output
 from verify.handcrafted import HandcraftedNet
 
 
@@ -34,6 +35,10 @@ def test_output_is_overlap_and_accuracy_is_one(dim, periodic, xi, n, layers):
     net = HandcraftedNet(xi, n, dim=dim, layers=layers, periodic=periodic)
     f = net(torch.from_numpy(d.x)).numpy()
     np.testing.assert_allclose(f, _overlap(d.positions, xi, n, periodic), atol=1e-9)
+    delta = np.abs(d.positions[:, 1] - d.positions[:, 0]).reshape(len(d), dim)
+    if periodic:
+        delta = np.minimum(delta, n - delta)
+    np.testing.assert_allclose(realised_output(delta if dim == 2 else delta[:, 0], xi), f, atol=1e-9)
     if dim == 1:
         np.testing.assert_allclose(f, np.maximum(xi - d.delta, 0), atol=1e-9)   # f = ReLU(xi - d)
     assert np.all(net.predict(torch.from_numpy(d.x)).numpy() == d.y)
@@ -67,6 +72,7 @@ def test_strided_block_task(dim, s, xi, n, layers):
     net = HandcraftedNet(xi, n, dim=dim, stride=s, layers=layers)
     f = net(torch.from_numpy(d.x)).numpy()
     np.testing.assert_allclose(f, (d.y == 1).astype(float), atol=1e-12)
+    np.testing.assert_allclose(realised_output(None, xi, stride=s, positions=d.positions), f, atol=1e-12)
     assert np.all(net.predict(torch.from_numpy(d.x)).numpy() == d.y)
 
 
@@ -90,3 +96,22 @@ def test_torch_equals_numba(dim, mode, seed):
     assert len(a) == len(b) == layers + 1
     for u, v in zip(a, b):
         np.testing.assert_allclose(u, v.reshape(u.shape), rtol=0, atol=1e-10)
+
+
+@pytest.mark.parametrize("call, pattern", [
+    (lambda: realised_output(np.array([1, 2]), 4), r"^xi must be an odd integer >= 3"),
+    (lambda: realised_output(np.array([1, 2]), float("nan")), r"^xi must be an integer"),
+    (lambda: realised_output(np.array([1.5, 2.0]), 5), r"^delta must be an integer array"),
+    (lambda: realised_output(np.zeros((2, 2, 2), int), 5), r"^delta must be an integer array"),
+    (lambda: realised_output(None, 4, stride=2), r"^positions must be an integer array"),
+    (lambda: realised_output(None, 4, stride=2, positions=np.zeros((3, 3), int)), r"^positions must be an integer array"),
+    (lambda: realised_output(np.array([1]), 4, stride=0), r"^stride must be >= 1"),
+    # wrong image size: torch would pool it happily and the numba pass would read past the buffer
+    (lambda: HandcraftedNet(5, 12, layers=3)(torch.zeros(2, 20, dtype=torch.float64)), r"^x must have shape"),
+    (lambda: HandcraftedNet(3, 8, dim=2, layers=2)(torch.zeros(2, 2, 8, 8)), r"^x must have shape"),
+    (lambda: forward(np.zeros((2, 7)), NetGeometry.build(5, 9, layers=3)), r"^images must have shape"),
+    (lambda: forward(np.zeros((2, 9, 9)), NetGeometry.build(5, 9, layers=3)), r"^images must have shape"),
+])
+def test_bad_arguments(call, pattern):
+    with pytest.raises(ValueError, match=pattern):
+        call()

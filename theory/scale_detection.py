@@ -127,6 +127,12 @@ def _int(name: str, v, lo: int | None = None) -> int:
     return v
 
 
+def _flag(name: str, v) -> bool:
+    if not isinstance(v, (bool, np.bool_)):
+        raise ValueError(f"{name} must be True or False, got {v!r}")
+    return bool(v)
+
+
 def check_dim(v) -> int:
     """Validate the number of image axes: ``dim`` must be 1 or 2 (ValueError otherwise); returns it as int."""
     if isinstance(v, bool) or v not in (1, 2):
@@ -137,12 +143,12 @@ def check_dim(v) -> int:
 def threshold_layer(xi: int, stride: int = 1) -> int:
     """k~: the layer whose receptive field is the scale xi (2k~+1 = xi, or s^k~ = xi)."""
     stride = _int("stride", stride, 1)
-    xi = _int("xi", xi, 2)
+    xi = _int("xi", xi)
     if stride == 1:
         if xi < 3 or xi % 2 == 0:
             raise ValueError(f"xi must be an odd integer >= 3 for stride 1 (receptive field 2k+1), got {xi}")
         return (xi - 1) // 2
-    kt = round(math.log(xi) / math.log(stride))
+    kt = round(math.log(xi) / math.log(stride)) if xi >= stride else 0
     if kt < 1 or stride ** kt != xi:
         raise ValueError(f"xi must be a power stride^k (k >= 1) for stride {stride}, got {xi}")
     return kt
@@ -151,10 +157,11 @@ def threshold_layer(xi: int, stride: int = 1) -> int:
 def check_params(xi, n, *, dim=1, stride=1, layers=None, periodic=False) -> ScaleNetSpec:
     """Validate (xi, n, dim, stride, layers, periodic); raise ValueError naming the argument."""
     dim = check_dim(dim)
+    periodic = _flag("periodic", periodic)
     stride = _int("stride", stride, 1)
     kt = threshold_layer(xi, stride)
-    n = _int("n", n, 1)
-    layers = kt + 1 if layers is None else _int("layers", layers, 1)
+    n = _int("n", n)
+    layers = kt + 1 if layers is None else _int("layers", layers)
     if layers < kt + 1:
         raise ValueError(f"layers must be >= k~+1 = {kt + 1} (pooling to the scale xi, then the threshold layer), "
                          f"got {layers}")
@@ -225,12 +232,22 @@ def noise_sigma(xi: int, n: int, *, dim: int = 1, stride: int = 1, periodic: boo
 
 
 def realised_output(delta, xi: int, *, stride: int = 1, positions=None) -> np.ndarray:
-    """Clean network output: prod_a (xi - |Delta_a|)_+ (stride 1; Delta per axis, periodic already
-    reduced), or 1[same xi-block] for stride > 1 (needs positions (P, 2, dim))."""
+    """Clean network output: prod_a (xi - |Delta_a|)_+ (stride 1; integer displacements `delta` of
+    shape (P,) or (P, dim), periodic ones already reduced), or 1[same xi-block] for stride > 1 (needs
+    integer `positions` of shape (P, 2) or (P, 2, dim); `delta` is then ignored).  ``xi`` must be a
+    valid scale for ``stride`` (`threshold_layer`)."""
+    threshold_layer(xi, stride)
     if stride == 1:
-        d = np.abs(np.asarray(delta)).reshape(len(delta), -1)
+        d = np.asarray(delta)
+        if d.ndim not in (1, 2) or not np.issubdtype(d.dtype, np.integer):
+            raise ValueError(f"delta must be an integer array of shape (P,) or (P, dim), got {d.dtype} {d.shape}")
+        d = np.abs(d).reshape(len(d), -1)
         return np.prod(np.clip(xi - d, 0, None), axis=1).astype(float)
-    pos = np.asarray(positions)
+    pos = None if positions is None else np.asarray(positions)
+    if pos is None or pos.ndim not in (2, 3) or pos.shape[1] != 2 or not np.issubdtype(pos.dtype, np.integer):
+        raise ValueError(f"positions must be an integer array of shape (P, 2) or (P, 2, dim) for stride > 1, got "
+                         f"{None if pos is None else (pos.dtype, pos.shape)}")
+    pos = pos.reshape(len(pos), 2, -1)
     return np.all(pos[:, 0] // xi == pos[:, 1] // xi, axis=-1).astype(float)
 
 
@@ -473,6 +490,7 @@ def exact_layers(xi: int, n: int, *, dim: int = 1, stride: int = 1, layers: int 
     `with_numerators`, the numerators D_num, G_num and the denominator den.
     """
     spec = check_params(xi, n, dim=dim, stride=stride, layers=layers, periodic=periodic)
+    include_diagonal = _flag("include_diagonal", include_diagonal)
     L, kt = spec.layers, spec.kt
     if spec.stride == 1:
         R = spec.n + 2 * spec.xi + 2 * L + 12
@@ -510,8 +528,11 @@ k_sym, d_sym, j_sym = sp.symbols("k d j", integer=True, nonnegative=True)
 
 def trinomial_kernel(m, d):
     """kappa_m(d) = T(m, d)/3^m, T(m, d) = sum_j m!/(j!(j+|d|)!(m-2j-|d|)!) (coefficient of x^d in
-    (1 + x + 1/x)^m): the m-layer response of the filter (1,1,1)/3 to a unit pixel."""
-    d = abs(d) if not isinstance(d, sp.Basic) else sp.Abs(d)
+    (1 + x + 1/x)^m): the m-layer response of the filter (1,1,1)/3 to a unit pixel.  ``m`` (an integer >= 0) and
+    ``d`` (an integer) may be sympy expressions."""
+    if not isinstance(m, sp.Basic):
+        m = _int("m", m, 0)
+    d = sp.Abs(d) if isinstance(d, sp.Basic) else abs(_int("d", d))
     j = sp.Dummy("j", integer=True, nonnegative=True)
     return sp.Sum(sp.factorial(m) / (sp.factorial(j) * sp.factorial(j + d) * sp.factorial(m - 2 * j - d)),
                   (j, 0, sp.floor((m - d) / 2))) / 3 ** m
@@ -554,11 +575,17 @@ def pooling_D_expression():
 
 def evaluate_sums(expr):
     """Exact value of an expression with nested *finite* sympy Sums once every limit is an
-    integer (expands innermost-last, term by term; much faster than Sum.doit here)."""
+    integer (expands innermost-last, term by term; much faster than Sum.doit here).  A sum whose upper limit is
+    below its lower one is empty (0; sympy's Sum.doit uses Karr's convention instead, under which such a sum is
+    minus the sum over the gap, so the kernels of `pooling_D_expression` need this function).  A limit that is
+    not an integer after substitution raises ValueError."""
     if isinstance(expr, sp.Sum):
-        (var, lo, hi), = expr.limits
-        lo, hi = int(evaluate_sums(lo)), int(evaluate_sums(hi))
-        return sp.Add(*[evaluate_sums(expr.function.subs(var, v)) for v in range(lo, hi + 1)])
+        *inner, (var, lo, hi) = expr.limits            # sympy merges nested Sums; the last limit is the outermost
+        lo, hi = (evaluate_sums(b) for b in (lo, hi))
+        if not (lo.is_integer and hi.is_integer and lo.is_number and hi.is_number):
+            raise ValueError(f"expr must have integer summation limits after substitution, got {var} in [{lo}, {hi}]")
+        body = sp.Sum(expr.function, *inner) if inner else expr.function
+        return sp.Add(*[evaluate_sums(body.subs(var, v)) for v in range(int(lo), int(hi) + 1)])
     if expr.args:
         return expr.func(*[evaluate_sums(a) for a in expr.args])
     return expr
@@ -579,12 +606,12 @@ def pooling_limit_expressions(dim: int = 1, stride: int = 1) -> dict:
       G_k = V [1/(2 pi 3^dim) + sum_{|e|<=2} c(e) K_{2k-2}(e)] / (4 K_2k(0)),
       V = 4 (1 - 3^-dim) = E|eta|^2, c(e) the normalised layer-1 covariance (arc-cosine kernel
       minus 1/(2 pi), correlation rho = prod_a (3-|e_a|)/3, variance 3^-dim).
-    Returned as callables k -> exact sympy number (finite sums of rationals and arc-cosines);
-    the strided limits are simple enough to read off directly (`asymptotic_laws`).
+    Returned as callables k -> exact sympy number (finite sums of rationals and arc-cosines), k an
+    integer >= 1; the strided limits are simple enough to read off directly (`asymptotic_laws`).
     """
-    if stride != 1:
-        raise ValueError("pooling_limit_expressions: stride must be 1 (strided limits in asymptotic_laws)")
     dim = check_dim(dim)
+    if _int("stride", stride, 1) != 1:
+        raise ValueError(f"stride must be 1 (the strided limits are in asymptotic_laws), got {stride}")
     V = 4 * (1 - sp.Rational(1, 3 ** dim))
 
     def K(m, e):
@@ -596,6 +623,7 @@ def pooling_limit_expressions(dim: int = 1, stride: int = 1) -> dict:
     moves = [tuple(v) for v in np.array(np.meshgrid(*([[-1, 0, 1]] * dim), indexing="ij")).reshape(dim, -1).T]
 
     def D(k: int):
+        k = _int("k", k, 1)
         return sum((1 - K(2 * k, m) / K(2 * k, (0,) * dim)) for m in moves) / len(moves)
 
     def c(e):
@@ -608,6 +636,7 @@ def pooling_limit_expressions(dim: int = 1, stride: int = 1) -> dict:
     es = [tuple(v) for v in np.array(np.meshgrid(*([range(-2, 3)] * dim), indexing="ij")).reshape(dim, -1).T]
 
     def G(k: int):
+        k = _int("k", k, 1)
         return V * (1 / (2 * sp.pi * 3 ** dim) + sum(c(e) * K(2 * k - 2, e) for e in es)) / (4 * K(2 * k, (0,) * dim))
 
     return {"D": D, "G": G, "V": V}
@@ -677,14 +706,23 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+def _cli_error(p: argparse.ArgumentParser, args: argparse.Namespace, e: ValueError) -> int:
+    """Report a ValueError of the library (its message starts with the argument name) as argparse does for the
+    matching flag, "prog: error: argument --name: ..." on stderr; returns the exit status 2."""
+    msg = str(e)
+    name = msg.split(" ", 1)[0]
+    print(f"{p.prog}: error: {f'argument --{name}: ' if name in vars(args) else ''}{msg}", file=sys.stderr)
+    return 2
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    p = _parser()
+    args = p.parse_args(argv)
     try:
         rows = exact_layers(args.xi, args.n, dim=args.dim, stride=args.stride, layers=args.layers,
                             periodic=args.periodic)
     except ValueError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+        return _cli_error(p, args, e)
     if args.json:
         print(json.dumps({"layers": rows}))
     else:

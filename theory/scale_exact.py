@@ -493,7 +493,9 @@ def strided_sums(n, s, dim, kt, L):
 
     Layer l <= kt: block counts at scale s^l; l = kt + 1: 1[both pixels in the same s^kt block]
     at that block; l > kt + 1: the same indicator carried by the s^(l-1) block; output
-    f = 1[same s^kt block].  Returns (numD, normsq, sq_of_mean, q_same, frac_same_block (L+2,))."""
+    f = 1[same s^kt block].  Returns (numD, normsq, same_frac, npairs): numD[l] = E|g_l(tau x) - g_l(x)|^2,
+    normsq[l] = E|g_l(x)|^2, same_frac[l] = fraction of pairs in one scale-l block (l <= kt; 0 above), all (L+2,),
+    and the number of unordered pairs."""
     npos1 = n if dim == 2 else 1
     Npos = n * npos1
     numD = np.zeros(L + 2)

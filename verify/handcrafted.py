@@ -66,8 +66,9 @@ class HandcraftedNet(nn.Module):
     def _prep(self, x: torch.Tensor) -> torch.Tensor:
         if x.dim() == self.spec.dim + 1:
             x = x.unsqueeze(1)
-        if x.dim() != self.spec.dim + 2:
-            raise ValueError(f"x must have shape (B, {'n' if self.spec.dim == 1 else 'n, n'}) or with a channel axis, "
+        n, dim = self.spec.n, self.spec.dim
+        if x.dim() != dim + 2 or x.shape[1] != 1 or tuple(x.shape[2:]) != (n,) * dim:
+            raise ValueError(f"x must have shape (B{', n' * dim}) or (B, 1{', n' * dim}) with n = {n}, "
                              f"got {tuple(x.shape)}")
         return x.to(self.readout.weight.dtype)
 
