@@ -23,9 +23,29 @@ from scipy.linalg import cho_factor, cho_solve, LinAlgError
 __all__ = ["L1Solution", "min_l1_interpolant", "AtomCount", "count_atoms", "relu_features"]
 
 
+def _real(v) -> bool:
+    return not isinstance(v, (bool, np.bool_)) and isinstance(v, (int, float, np.integer, np.floating))
+
+
+def _array(v, name: str, ndim: int) -> np.ndarray:
+    """``v`` as a finite float array with ``ndim`` dimensions, else ValueError naming ``name``."""
+    try:
+        a = np.asarray(v, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a finite {ndim}-d array, got {type(v).__name__}") from None
+    if a.ndim != ndim:
+        raise ValueError(f"{name} must be a finite {ndim}-d array, got shape {a.shape}")
+    if not np.all(np.isfinite(a)):
+        raise ValueError(f"{name} must be finite")
+    return a
+
+
 def relu_features(x: np.ndarray, directions: np.ndarray) -> np.ndarray:
-    """``Phi[mu, j] = sigma(theta_j . x_mu)``."""
-    return np.maximum(np.asarray(x, dtype=np.float64) @ np.asarray(directions, dtype=np.float64).T, 0.0)
+    """``Phi[mu, j] = sigma(theta_j . x_mu)`` for ``x`` (P, d) and ``directions`` (M, d)."""
+    x, directions = _array(x, "x", 2), _array(directions, "directions", 2)
+    if directions.shape[1] != x.shape[1]:
+        raise ValueError(f"directions must be (M, {x.shape[1]}) like x, got {directions.shape}")
+    return np.maximum(x @ directions.T, 0.0)
 
 
 @dataclass(frozen=True)
@@ -146,21 +166,24 @@ def min_l1_interpolant(x: np.ndarray, y: np.ndarray, directions: np.ndarray, *, 
     degenerate, so the result may not be a vertex (``vertex=False``); count its atoms by sign pattern
     (:func:`count_atoms` with ``x``), which merges them.
     """
-    x = np.asarray(x, dtype=np.float64)
-    y = np.asarray(y, dtype=np.float64)
-    directions = np.asarray(directions, dtype=np.float64)
-    if x.ndim != 2 or y.shape != (x.shape[0],):
-        raise ValueError(f"x must be (P, d) and y (P,), got {x.shape} and {y.shape}")
-    if directions.ndim != 2 or directions.shape[1] != x.shape[1]:
+    x, y, directions = _array(x, "x", 2), _array(y, "y", 1), _array(directions, "directions", 2)
+    if x.shape[0] < 1:
+        raise ValueError(f"x must hold at least one point, got shape {x.shape}")
+    if y.shape != (x.shape[0],):
+        raise ValueError(f"y must have shape (P,) = ({x.shape[0]},), got {y.shape}")
+    if directions.shape[1] != x.shape[1]:
         raise ValueError(f"directions must be (M, {x.shape[1]}), got {directions.shape}")
     P, M = x.shape[0], directions.shape[0]
     if M < P:
-        raise ValueError(f"the dictionary needs at least P = {P} directions, got M = {M}")
+        raise ValueError(f"directions must hold at least P = {P} rows (the dictionary needs M >= P), got M = {M}")
+    if not (_real(tol) and 0 < tol < 1):
+        raise ValueError(f"tol must be a number in (0, 1), got {tol!r}")
+    for name, v, lo in (("max_iter", max_iter, 1), ("refine", refine, 0)):
+        if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, np.integer)) or v < lo:
+            raise ValueError(f"{name} must be an integer >= {lo}, got {v!r}")
     Phi = relu_features(x, directions)
     c, lam, it, gap = _ipm(Phi, y, tol, max_iter)
     if refine:
-        if isinstance(refine, bool) or not isinstance(refine, (int, np.integer)) or refine < 0:
-            raise ValueError(f"refine must be a non-negative integer, got {refine!r}")
         rng = np.random.default_rng(seed)
         for _ in range(int(refine)):
             keep = np.abs(c) > 1e-8 * np.abs(c).max()
@@ -214,22 +237,23 @@ def count_atoms(directions: np.ndarray, weights: np.ndarray, *, x: np.ndarray | 
     same sign pattern ``sign(w_i . x_mu)`` form one atom (Petrini et al. 2022).  Without ``x``: single-linkage
     clustering of the unit directions at angular distance ``< angle`` (radians).
     """
-    W = np.asarray(directions, dtype=np.float64)
-    c = np.asarray(weights, dtype=np.float64)
-    if W.ndim != 2 or c.shape != (W.shape[0],):
-        raise ValueError(f"directions must be (h, D) and weights (h,), got {W.shape}, {c.shape}")
-    if not (0 < rel_tol < 1):
-        raise ValueError(f"rel_tol must be in (0, 1), got {rel_tol}")
+    W, c = _array(directions, "directions", 2), _array(weights, "weights", 1)
+    if W.shape[0] < 1:
+        raise ValueError(f"directions must have at least one row, got shape {W.shape}")
+    if c.shape != (W.shape[0],):
+        raise ValueError(f"weights must have shape (h,) = ({W.shape[0]},), got {c.shape}")
+    if not (_real(rel_tol) and 0 < rel_tol < 1):
+        raise ValueError(f"rel_tol must be in (0, 1), got {rel_tol!r}")
     if x is not None:
-        x = np.asarray(x, dtype=np.float64)
-        if x.ndim != 2 or x.shape[1] != W.shape[1]:
+        x = _array(x, "x", 2)
+        if x.shape[1] != W.shape[1]:
             raise ValueError(f"x must be (P, {W.shape[1]}), got {x.shape}")
         pat = np.packbits((W @ x.T) > 0, axis=1)
         _, labels = np.unique(pat, axis=0, return_inverse=True)
         method = "sign"
     else:
-        if not (0 < angle < math.pi):
-            raise ValueError(f"angle must be in (0, pi), got {angle}")
+        if not (_real(angle) and 0 < angle < math.pi):
+            raise ValueError(f"angle must be in (0, pi), got {angle!r}")
         from scipy.cluster.hierarchy import fcluster, linkage
         U = W / np.maximum(np.linalg.norm(W, axis=1, keepdims=True), 1e-300)
         if U.shape[0] == 1:

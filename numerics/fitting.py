@@ -37,13 +37,15 @@ def fit_power_law(P, err, *, level: float = 0.95) -> PowerLawFit:
     ``beta +- t_{(1+level)/2, m-2} se`` with ``se^2 = s^2 / sum (log P - mean)^2``; systematic curvature of the
     learning curve (pre-asymptotic sizes) inflates ``s`` and therefore the interval, as it should.
     """
-    P = np.asarray(P, dtype=np.float64)
-    err = np.asarray(err, dtype=np.float64)
-    if P.ndim != 1 or P.size < 2 or np.any(P <= 0):
-        raise ValueError("P must be a 1-d array of at least 2 positive sizes")
+    try:
+        P, err = np.asarray(P, dtype=np.float64), np.asarray(err, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise ValueError("P and err must be numeric arrays (P: sizes, err: errors)") from None
+    if P.ndim != 1 or P.size < 2 or not np.all(np.isfinite(P) & (P > 0)) or np.ptp(P) == 0:
+        raise ValueError(f"P must be a 1-d array of finite sizes > 0 with at least 2 distinct values, got {P}")
     if err.ndim == 1:
         err = err[:, None]
-    if err.shape[0] != P.size:
+    if err.ndim != 2 or err.shape[0] != P.size:
         raise ValueError(f"err must have shape ({P.size},) or ({P.size}, n_seeds), got {err.shape}")
     if not np.all(np.isfinite(err)) or np.any(err <= 0):
         raise ValueError("err must be finite and > 0")
@@ -52,8 +54,8 @@ def fit_power_law(P, err, *, level: float = 0.95) -> PowerLawFit:
     lx = np.repeat(np.log(P), err.shape[1])
     ly = np.log(err).ravel()
     m = lx.size
-    if m < 3 or np.ptp(lx) == 0:
-        raise ValueError("need at least 3 points and 2 distinct sizes")
+    if m < 3:
+        raise ValueError(f"err must hold at least 3 values (sizes x seeds) for an interval, got shape {err.shape}")
     xm = lx.mean()
     sxx = np.sum((lx - xm) ** 2)
     slope = np.sum((lx - xm) * (ly - ly.mean())) / sxx

@@ -96,9 +96,12 @@ class RandomTeacher:
 
     def __call__(self, x: np.ndarray, *, batch: int = 4096) -> np.ndarray:
         """``f*(x) = (H_T m_a)^{-1/2} sum_j s_j sigma(theta_j.x)^a`` (evaluated in batches of teacher neurons)."""
+        batch = _check_P(batch, "batch")
         x = np.asarray(x, dtype=np.float64)
         if x.ndim != 2 or x.shape[1] != self.d:
             raise ValueError(f"x must have shape (P, {self.d}), got {x.shape}")
+        if not np.all(np.isfinite(x)):
+            raise ValueError("x must be finite")
         out = np.zeros(x.shape[0])
         for s in range(0, self.width, batch):
             z = np.maximum(x @ self.theta[s:s + batch].T, 0.0)
@@ -113,8 +116,8 @@ def make_teacher(d: int, smoothness: float, *, width: int = 100_000, seed=None) 
     The field is Gaussian by the central limit theorem in ``width`` (finite-width corrections ~ 1/sqrt(width)).
     """
     d = _check_d(d)
-    if not (isinstance(smoothness, (int, float, np.floating, np.integer)) and math.isfinite(smoothness)
-            and smoothness >= 0.5):
+    if not (isinstance(smoothness, (int, float, np.floating, np.integer)) and not isinstance(smoothness, bool)
+            and math.isfinite(smoothness) and smoothness >= 0.5):
         raise ValueError(f"smoothness (nu_t) must be a finite number >= 0.5, got {smoothness!r}")
     width = _check_P(width, "width")
     rng = _rng(seed)
@@ -191,6 +194,9 @@ def harmonic_power_s2(f, kmax: int, *, oversample: int = 2, batch: int = 65536) 
         raise ValueError(f"kmax must be an integer >= 0, got {kmax!r}")
     if isinstance(oversample, bool) or not isinstance(oversample, (int, np.integer)) or oversample < 1:
         raise ValueError(f"oversample must be an integer >= 1, got {oversample!r}")
+    batch = _check_P(batch, "batch")
+    if not callable(f):
+        raise ValueError(f"f must be a callable mapping (M, 3) unit vectors to M values, got {type(f).__name__}")
     kmax = int(kmax)
     nt = int(oversample) * (kmax + 1)
     npp = 2 * nt

@@ -32,11 +32,19 @@ __all__ = ["relu_gaussian_lattice_law", "rectified_sum_law", "biased_relu_moment
 _INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
 
 
-def _check(c: float, sd: float) -> None:
-    if not (math.isfinite(c) and c >= 0):
-        raise ValueError(f"c must be a finite number >= 0, got {c!r}")
-    if not (math.isfinite(sd) and sd > 0):
-        raise ValueError(f"sd must be a finite number > 0, got {sd!r}")
+def _is_num(v) -> bool:
+    return not isinstance(v, (bool, np.bool_)) and isinstance(v, (int, float, np.integer, np.floating))
+
+
+def _number(v, name: str, *, positive: bool) -> float:
+    """``v`` as a float, checked to be a finite real number ``> 0`` (``positive``) or ``>= 0``."""
+    if not (_is_num(v) and math.isfinite(v) and (v > 0 if positive else v >= 0)):
+        raise ValueError(f"{name} must be a finite number {'>' if positive else '>='} 0, got {v!r}")
+    return float(v)
+
+
+def _check(c: float, sd: float) -> tuple[float, float]:
+    return _number(c, "c", positive=False), _number(sd, "sd", positive=True)
 
 
 def relu_gaussian_lattice_law(c: float, sd: float, h: float, tail: float = 14.0) -> np.ndarray:
@@ -44,10 +52,9 @@ def relu_gaussian_lattice_law(c: float, sd: float, h: float, tail: float = 14.0)
 
     Bin [a, b] = [j h, (j+1) h], a_ = (a - c)/sd, b_ = (b - c)/sd: mass m = Phi(b_) - Phi(a_), first moment
     c m + sd (phi(a_) - phi(b_)); the mass at b is (first moment - a m)/h, the rest at a.  Bins up to
-    c + tail * sd (neglected mass Phi(-tail) < 1e-44)."""
-    _check(c, sd)
-    if not (h > 0 and math.isfinite(h)):
-        raise ValueError(f"h must be a finite number > 0, got {h!r}")
+    c + tail * sd (neglected mass Phi(-tail) < 1e-44 at the default)."""
+    c, sd = _check(c, sd)
+    h, tail = _number(h, "h", positive=True), _number(tail, "tail", positive=True)
     nb = int(math.ceil((c + tail * sd) / h))
     edges = np.arange(nb + 1) * h
     z = (edges - c) / sd
@@ -74,12 +81,16 @@ def _conv(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 def rectified_sum_law(cs, m0: int, sd: float, h: float) -> np.ndarray:
     """Lattice law of S = sum_{c in cs} ReLU(c + g) + sum_{j=1}^{m0} ReLU(g_j), all g i.i.d. N(0, sd^2):
     the exact convolution of the mean-preserving projections (:func:`relu_gaussian_lattice_law`)."""
+    if isinstance(m0, (bool, np.bool_)) or not isinstance(m0, (int, np.integer)) or m0 < 0:
+        raise ValueError(f"m0 must be an integer >= 0, got {m0!r}")
+    if isinstance(cs, (str, bytes)) or not np.iterable(cs):
+        raise ValueError(f"cs must be a sequence of signals c >= 0, got {cs!r}")
     m0 = int(m0)
-    if m0 < 0:
-        raise ValueError(f"m0 must be >= 0, got {m0}")
+    _number(sd, "sd", positive=True)
+    _number(h, "h", positive=True)
     law = np.ones(1)
     for c in cs:
-        law = _conv(law, relu_gaussian_lattice_law(float(c), sd, h))
+        law = _conv(law, relu_gaussian_lattice_law(c, sd, h))
     if m0:
         base, e = relu_gaussian_lattice_law(0.0, sd, h), m0
         while e:                       # binary powering of the zero-mean unit's law
@@ -97,11 +108,13 @@ def biased_relu_moments(cs, m0: int, sd: float, theta: float = 1.0, *, K: int | 
     Lattice h = 1/K (K chosen so that h <= sd/400 unless given; theta must then be a multiple of h: theta is
     an integer, as in the network), Richardson extrapolation (4 E_{h/2} - E_h)/3, err = |E_{h/2} - E_h|/3
     (the size of the leading O(h^2) term, an upper estimate of the remaining error)."""
-    if not (math.isfinite(theta) and theta >= 0 and float(theta).is_integer()):
+    if not (_is_num(theta) and math.isfinite(theta) and theta >= 0 and float(theta).is_integer()):
         raise ValueError(f"theta must be a non-negative integer, got {theta!r}")
     _check(0.0, sd)
     if K is None:
         K = max(64, int(math.ceil(400.0 / min(sd, 1.0))))
+    elif isinstance(K, (bool, np.bool_)) or not isinstance(K, (int, np.integer)) or K < 1:
+        raise ValueError(f"K must be None or an integer >= 1 (lattice h = 1/K), got {K!r}")
     res = []
     for KK in (K, 2 * K):
         h = 1.0 / KK

@@ -66,7 +66,7 @@ def arccos_kernel(n: int) -> sp.Expr:
     ``k_0 = (pi - phi)/(2 pi)`` (= E[sigma' sigma'] for ReLU) and
     ``k_1 = (sin phi + (pi - phi) cos phi)/(2 pi)`` (= E[sigma sigma]).
     """
-    if not isinstance(n, int) or n < 0:
+    if isinstance(n, bool) or not isinstance(n, int) or n < 0:
         raise ValueError(f"n must be a non-negative integer, got {n!r}")
     radial = sp.integrate(_r ** (2 * n + 1) * sp.exp(-_r**2 / 2), (_r, 0, sp.oo))
     angular = sp.integrate(sp.expand_trig(sp.cos(_psi) ** n * sp.cos(_psi - phi) ** n),
@@ -91,15 +91,28 @@ def ntk_expr(D: int | sp.Symbol | None = None, beta2: sp.Expr = sp.Integer(1)) -
 
     For general ``u``: ``Theta(u, u') = |u||u'| Theta(phi)`` (both terms are 2-homogeneous).
     """
-    D = sp.Symbol("D", positive=True) if D is None else sp.sympify(D)
+    D = _symbolic_dim(D)
+    beta2 = sp.sympify(beta2)
+    if beta2.is_number and not (beta2.is_real and beta2.is_finite and beta2 >= 0):
+        raise ValueError(f"beta2 must be a finite number >= 0 (or a symbol), got {beta2!r}")
     k0, k1 = relu_kernels()
     return k1 / D + beta2 * sp.cos(phi) * k0
 
 
 def rf_kernel_expr(D: int | sp.Symbol | None = None) -> sp.Expr:
     """Random-feature kernel (only ``beta`` trained): ``k_1(phi)/D`` for unit ``u, u'``."""
-    D = sp.Symbol("D", positive=True) if D is None else sp.sympify(D)
-    return relu_kernels()[1] / D
+    return relu_kernels()[1] / _symbolic_dim(D)
+
+
+def _symbolic_dim(D) -> sp.Expr:
+    """``D`` as a sympy object: a positive-symbol default, or an integer >= 1 (a symbol is passed through)."""
+    if D is None:
+        return sp.Symbol("D", positive=True)
+    if isinstance(D, sp.Symbol):
+        return D
+    if isinstance(D, (bool, np.bool_)) or not isinstance(D, (int, np.integer, sp.Integer)) or D < 1:
+        raise ValueError(f"D must be an integer >= 1 or a sympy Symbol, got {D!r}")
+    return sp.Integer(int(D))
 
 
 @lru_cache(maxsize=None)
@@ -110,11 +123,25 @@ def _numeric(kind: str):
     return f0, f1
 
 
-def _augment(x: np.ndarray, bias: bool) -> np.ndarray:
-    x = np.asarray(x, dtype=np.float64)
+def _augment(x, bias: bool, name: str = "x") -> np.ndarray:
+    try:
+        x = np.asarray(x, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a finite (P, d) array, got {type(x).__name__}") from None
     if x.ndim != 2:
-        raise ValueError(f"x must have shape (P, d), got {x.shape}")
+        raise ValueError(f"{name} must have shape (P, d), got {x.shape}")
+    if not np.all(np.isfinite(x)):
+        raise ValueError(f"{name} must be finite")
     return np.concatenate([x, np.ones((x.shape[0], 1))], axis=1) if bias else x
+
+
+def _pair(x1, x2, bias: bool) -> tuple[np.ndarray, np.ndarray]:
+    u1 = _augment(x1, bias, "x1")
+    u2 = u1 if x2 is None else _augment(x2, bias, "x2")
+    if u1.shape[1] != u2.shape[1]:
+        raise ValueError(f"x1 and x2 must have the same dimension d, got {u1.shape[1] - bias} and "
+                         f"{u2.shape[1] - bias}")
+    return u1, u2
 
 
 def _angles(u1: np.ndarray, u2: np.ndarray):
@@ -131,12 +158,8 @@ def ntk(x1: np.ndarray, x2: np.ndarray | None = None, *, bias: bool = False, bet
 
     ``Theta(x, x') = |u||u'| [ k_1(phi)/D + beta2 cos(phi) k_0(phi) ]``, ``u = x`` or ``(x, 1)``.
     """
-    u1 = _augment(x1, bias)
-    u2 = u1 if x2 is None else _augment(x2, bias)
-    if u1.shape[1] != u2.shape[1]:
-        raise ValueError("x1 and x2 must have the same dimension d")
-    if beta2 < 0:
-        raise ValueError(f"beta2 must be >= 0, got {beta2}")
+    u1, u2 = _pair(x1, x2, bias)
+    beta2 = _real(beta2, "beta2", 0.0)
     D = u1.shape[1]
     f0, f1 = _numeric("relu")
     ang, nrm, c = _angles(u1, u2)
@@ -145,8 +168,7 @@ def ntk(x1: np.ndarray, x2: np.ndarray | None = None, *, bias: bool = False, bet
 
 def rf_kernel(x1: np.ndarray, x2: np.ndarray | None = None, *, bias: bool = False) -> np.ndarray:
     """Gram matrix of the random-feature kernel ``|u||u'| k_1(phi)/D``."""
-    u1 = _augment(x1, bias)
-    u2 = u1 if x2 is None else _augment(x2, bias)
+    u1, u2 = _pair(x1, x2, bias)
     D = u1.shape[1]
     _, f1 = _numeric("relu")
     ang, nrm, _ = _angles(u1, u2)
@@ -163,7 +185,12 @@ def kernel_singularity_exponent(expr: sp.Expr, order: int = 4) -> sp.Rational:
     part has integer powers, the first half-integer power ``eps^nu`` is the singularity that sets the large-degree
     decay of the Mercer eigenvalues on S^{d-1}, ``lambda_k ~ k^{-(d-1) - 2 nu}`` (standard Tauberian/Funk-Hecke
     argument: a ``(1-t)^nu`` singularity of ``k(t)`` gives Gegenbauer coefficients ``~ k^{-(d-1)-2nu}``).
+    Terms up to (not including) ``eps^order`` are examined.
     """
+    if not isinstance(expr, sp.Expr):
+        raise ValueError(f"expr must be a sympy expression in phi, got {type(expr).__name__}")
+    if isinstance(order, bool) or not isinstance(order, (int, np.integer)) or order < 1:
+        raise ValueError(f"order must be an integer >= 1, got {order!r}")
     e = sp.expand(sp.series(expr.subs(phi, sp.acos(1 - eps)), eps, 0, order).removeO())
     powers = []
     for term in sp.Add.make_args(e):
@@ -171,7 +198,8 @@ def kernel_singularity_exponent(expr: sp.Expr, order: int = 4) -> sp.Rational:
         if coeff != 0 and not sp.sympify(power).is_integer:
             powers.append(sp.nsimplify(power))
     if not powers:
-        raise ValueError("no non-analytic term found up to the requested order; increase `order`")
+        raise ValueError(f"expr must have a non-analytic (non-integer) power of eps = 1 - cos(phi) below "
+                         f"eps^{order} (order = {order}); none found in {expr}")
     return min(powers)
 
 
@@ -193,15 +221,14 @@ def teacher_smoothness(a: float) -> float:
     ``~ k^{-(a+1)}`` across it, i.e. power ``k^{-2a-2}`` per degree-k shell; dividing by the multiplicity
     ``N_k ~ k^{d-2}`` gives covariance eigenvalues ``k^{-(d-1) - 2(a + 1/2)}``.  (``a = 1``: ReLU ridges.)
     """
-    if not (a >= 0 and math.isfinite(a)):
-        raise ValueError(f"a must be a finite number >= 0, got {a}")
-    return a + 0.5
+    return _real(a, "a", 0.0) + 0.5
 
 
 def eigenvalue_decay(d: int, nu: float) -> float:
-    """Exponent ``alpha`` of ``lambda_k ~ k^{-alpha}`` on S^{d-1} for smoothness ``nu``: ``alpha = d - 1 + 2 nu``."""
+    """Exponent ``alpha`` of ``lambda_k ~ k^{-alpha}`` on S^{d-1} for smoothness ``nu > 0``:
+    ``alpha = d - 1 + 2 nu``."""
     _check_d(d)
-    return (d - 1) + 2 * nu
+    return (d - 1) + 2 * _real(nu, "nu", 0.0, strict=True)
 
 
 def _check_d(d) -> None:
@@ -209,11 +236,24 @@ def _check_d(d) -> None:
         raise ValueError(f"d must be an integer >= 2, got {d!r}")
 
 
+def _is_real(v) -> bool:
+    return not isinstance(v, (bool, np.bool_)) and (
+        isinstance(v, (int, float, np.integer, np.floating)) or (isinstance(v, sp.Number) and v.is_real is True))
+
+
+def _real(v, name: str, lo: float, *, strict: bool = False) -> float:
+    """``v`` as a float, checked to be a finite real number ``>= lo`` (``> lo`` when ``strict``)."""
+    if not (_is_real(v) and math.isfinite(float(v)) and (float(v) > lo if strict else float(v) >= lo)):
+        raise ValueError(f"{name} must be a finite number {'>' if strict else '>='} {lo:g}, got {v!r}")
+    return float(v)
+
+
 def _check_nu(nu_t) -> sp.Expr:
-    v = sp.oo if (nu_t is None or nu_t == math.inf or nu_t == sp.oo) else sp.nsimplify(nu_t)
-    if v != sp.oo and not (v > 0):
-        raise ValueError(f"nu_t (target smoothness) must be > 0 or inf, got {nu_t!r}")
-    return v
+    if nu_t is None:
+        return sp.oo
+    if not (_is_real(nu_t) and float(nu_t) > 0):
+        raise ValueError(f"nu_t must be a number > 0 or inf (the target smoothness), got {nu_t!r}")
+    return sp.oo if math.isinf(float(nu_t)) else sp.nsimplify(nu_t)
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -324,12 +364,14 @@ def predicted_atoms(P: int, regime: str, h: int | None = None) -> dict:
     * lazy: weights move by O(1/alpha), no condensation: every neuron (``h``, or ``h/2`` symmetric pairs) is its own
       direction; infinitely many for the kernel limit.
     """
-    if not isinstance(P, (int, np.integer)) or P < 1:
+    if isinstance(P, bool) or not isinstance(P, (int, np.integer)) or P < 1:
         raise ValueError(f"P must be a positive integer, got {P!r}")
+    if h is not None and (isinstance(h, bool) or not isinstance(h, (int, np.integer)) or h < 2 or h % 2):
+        raise ValueError(f"h must be None or an even integer >= 2 (symmetric pairs), got {h!r}")
     if regime == "feature":
         return {"upper_bound": int(P), "exponent": 1.0, "depends_on_h": False}
     if regime == "lazy":
-        n = math.inf if h is None else h // 2
+        n = math.inf if h is None else int(h) // 2
         return {"upper_bound": n, "exponent": 0.0, "depends_on_h": True}
     raise ValueError(f"regime must be 'feature' or 'lazy', got {regime!r}")
 
@@ -340,10 +382,12 @@ def rotation_stability_prediction(var_f: float, corr: float = 0.0) -> float:
     For a rotation-invariant target the predictor's fluctuation is pure error, so for rotations larger than the
     error's correlation length (the data spacing ``P^{-1/(d-1)}``) ``S -> 2 Var_x[f] <= 2 eps``: each regime's S
     scales like its test error, ``S ~ P^{-beta}``, and ``S_feature / S_lazy ~ P^{beta_lazy - beta_feature}`` grows.
+    ``|corr| <= var_f`` (Cauchy-Schwarz, f(x) and f(Rx) having the same variance).
     """
-    if var_f < 0:
-        raise ValueError(f"var_f must be >= 0, got {var_f}")
-    return 2.0 * (var_f - corr)
+    var_f = _real(var_f, "var_f", 0.0)
+    if not (_is_real(corr) and abs(float(corr)) <= var_f):
+        raise ValueError(f"corr must be a number in [-var_f, var_f] = [{-var_f:g}, {var_f:g}], got {corr!r}")
+    return 2.0 * (var_f - float(corr))
 
 
 @dataclass(frozen=True)
@@ -360,7 +404,7 @@ class ExponentTable:
 
 def exponent_table(d: int, nu_t=math.inf) -> ExponentTable:
     """Numeric summary of the predicted exponents for dimension ``d`` and target smoothness ``nu_t``."""
-    return ExponentTable(d=d, nu_t=float(nu_t), beta_lazy=float(beta_lazy(d, nu_t)),
+    return ExponentTable(d=d, nu_t=float(_check_nu(nu_t)), beta_lazy=float(beta_lazy(d, nu_t)),
                          beta_feature=float(beta_feature(d, nu_t)), beta_rf=float(beta_kernel(d, nu_t, "rf")))
 
 
@@ -373,15 +417,15 @@ def _sphere_ratio(d: int) -> float:
 
 
 def harmonic_multiplicity(d: int, k: np.ndarray) -> np.ndarray:
-    """Number of degree-k spherical harmonics on S^{d-1}: ``N(d,k) = (2k+d-2)/k * binom(k+d-3, k-1)``, N(d,0) = 1."""
+    """Number of degree-k spherical harmonics on S^{d-1}, exactly in integers: the homogeneous harmonic polynomials
+    of degree k are those of degree k modulo ``|x|^2`` times those of degree k - 2, so
+    ``N(d,k) = C(k+d-1, d-1) - C(k+d-3, d-1)`` (= ``(2k+d-2)/k * C(k+d-3, k-1)``), N(d,0) = 1."""
     _check_d(d)
-    k = np.asarray(k, dtype=np.float64)
-    if not np.all(np.isfinite(k)) or np.any(k < 0) or np.any(k != np.rint(k)):
+    ka = np.asarray(k)
+    if ka.dtype.kind not in "iuf" or not np.all(np.isfinite(ka)) or np.any(ka < 0) or np.any(ka != np.rint(ka)):
         raise ValueError(f"k must hold integers >= 0, got {k!r}")
-    from scipy.special import gammaln
-    with np.errstate(divide="ignore", invalid="ignore"):
-        n = (2 * k + d - 2) / np.maximum(k, 1) * np.exp(gammaln(k + d - 2) - gammaln(k) - gammaln(d - 1))
-    return np.where(k == 0, 1.0, np.rint(n))
+    n = [1 if j == 0 else math.comb(j + d - 1, d - 1) - math.comb(j + d - 3, d - 1) for j in ka.astype(int).ravel()]
+    return np.array(n, dtype=np.float64).reshape(ka.shape)
 
 
 def mercer_eigenvalues(kind: str, d: int, kmax: int = 400, *, bias: bool = False) -> np.ndarray:
@@ -398,7 +442,7 @@ def mercer_eigenvalues(kind: str, d: int, kmax: int = 400, *, bias: bool = False
     if kind not in ("ntk", "rf"):
         raise ValueError(f"kind must be 'ntk' or 'rf', got {kind!r}")
     if bias:
-        raise ValueError("mercer_eigenvalues: bias=True is not a dot-product kernel on the sphere; use bias=False")
+        raise ValueError("bias must be False: with a bias the kernel is not a dot-product kernel on the sphere")
     if isinstance(kmax, bool) or not isinstance(kmax, (int, np.integer)) or kmax < 0:
         raise ValueError(f"kmax must be an integer >= 0, got {kmax!r}")
     from scipy.special import eval_gegenbauer, roots_legendre
@@ -444,20 +488,50 @@ def eigenlearning_curve(P, lam: np.ndarray, mult: np.ndarray, target_power: np.n
     .. math:: \epsilon(P) = \frac{P}{P - \sum_k N_k L_k^2}\sum_k (1 - L_k)^2\, v_k^2 ,
 
     ``v_k^2`` the target power in degree k (``target_power``).  Modes beyond ``kmax`` enter through the trace
-    remainder ``(trace - sum_k N_k lambda_k)/kappa`` (there ``lambda_k << kappa``).
+    remainder ``(trace - sum_k N_k lambda_k)/kappa`` (there ``lambda_k << kappa``).  Without a remainder ``kappa``
+    exists only for ``P < sum_{lambda_k > 0} N_k`` (the number of modes).
     """
-    lam = np.maximum(np.asarray(lam, dtype=np.float64), 0.0)
-    mult = np.asarray(mult, dtype=np.float64)
-    v2 = np.asarray(target_power, dtype=np.float64)
-    rest = 0.0 if trace is None else max(trace - float(mult @ lam), 0.0)
+    lam = _vector(lam, "lam")
+    mult = _vector(mult, "mult", lam.shape, nonneg=True)
+    v2 = _vector(target_power, "target_power", lam.shape, nonneg=True)
+    lam = np.maximum(lam, 0.0)
+    if trace is not None and not (_is_real(trace) and math.isfinite(trace)):
+        raise ValueError(f"trace must be None or a finite number, got {trace!r}")
+    rest = 0.0 if trace is None else max(float(trace) - float(mult @ lam), 0.0)
+    n_modes = float(mult[lam > 0].sum())
     out = []
-    for p in np.atleast_1d(P).astype(np.float64):
-        if p < 1:
-            raise ValueError(f"P must be >= 1, got {p}")
+    for p in _sizes(P):
+        if rest == 0 and not p < n_modes:
+            raise ValueError(f"P must be < {n_modes:g} (the number of modes with lam > 0) when there is no trace "
+                             f"remainder, got {p:g}")
         L = lam / (lam + _eigenlearning_kappa(lam, mult, rest, p))
         e0 = p / (p - float(mult @ L**2))
         out.append(e0 * float(v2 @ (1 - L) ** 2))
     return np.array(out)
+
+
+def _vector(v, name: str, shape: tuple | None = None, *, nonneg: bool = False) -> np.ndarray:
+    """``v`` as a finite 1-d float array (of ``shape``, entries ``>= 0`` if ``nonneg``), else ValueError."""
+    try:
+        a = np.asarray(v, dtype=np.float64)
+    except (TypeError, ValueError):
+        a = np.array([np.nan])
+    if a.ndim != 1 or (shape is not None and a.shape != shape) or not np.all(np.isfinite(a)) \
+            or (nonneg and np.any(a < 0)):
+        raise ValueError(f"{name} must be a finite 1-d array{' >= 0' if nonneg else ''}"
+                         f"{'' if shape is None else f' of the shape {shape} of lam'}, got {v!r}")
+    return a
+
+
+def _sizes(Ps) -> np.ndarray:
+    """``Ps`` (a number or a 1-d array) as a non-empty 1-d float array of finite sizes >= 1."""
+    try:
+        p = np.atleast_1d(np.asarray(Ps, dtype=np.float64))
+    except (TypeError, ValueError):
+        p = np.array([np.nan])
+    if p.ndim != 1 or p.size == 0 or not np.all(np.isfinite(p) & (p >= 1)):
+        raise ValueError(f"P must be a finite number >= 1 or a non-empty 1-d array of them, got {Ps!r}")
+    return p
 
 
 def lazy_learning_curve(d: int, Ps, *, kmax: int = 400) -> np.ndarray:
@@ -482,9 +556,9 @@ def feature_error_spectrum(d: int, P: float, *, kmax: int = 400) -> tuple[np.nda
     _check_d(d)
     if not isinstance(kmax, (int, np.integer)) or kmax < 4:
         raise ValueError(f"kmax must be an integer >= 4, got {kmax!r}")
+    if not (_is_real(P) and math.isfinite(P) and P >= 1):
+        raise ValueError(f"P must be a finite number >= 1, got {P!r}")
     p = float(P)
-    if not p >= 1:
-        raise ValueError(f"P must be >= 1, got {P!r}")
     lam, N, rest = _rf_shells(d, int(kmax))
     L = lam / (lam + _eigenlearning_kappa(lam, N, rest, p))
     return N * lam * (1 - L) ** 2 / p, L, rest / p
@@ -540,9 +614,7 @@ def feature_learning_curve(d: int, Ps, *, kmax: int = 400) -> np.ndarray:
     if not isinstance(kmax, (int, np.integer)) or kmax < 4:
         raise ValueError(f"kmax must be an integer >= 4, got {kmax!r}")
     out = []
-    for p in np.atleast_1d(np.asarray(Ps, dtype=np.float64)):
-        if not p >= 1:
-            raise ValueError(f"P must be >= 1, got {p}")
-        e, _, rest = feature_error_spectrum(d, p, kmax=int(kmax))
+    for p in _sizes(Ps):
+        e, _, rest = feature_error_spectrum(d, float(p), kmax=int(kmax))
         out.append(float(e.sum()) + rest)
     return np.array(out)
