@@ -38,7 +38,7 @@ def test_symmetric_init_is_zero_and_rotation_symmetric():
                                        (dict(init="grid"), "init")])
 def test_init_bad_arguments(bad, name):
     kw = dict(h=8, d=3) | bad
-    with pytest.raises(ValueError, match=name):
+    with pytest.raises(ValueError, match=rf"^{name} must"):
         vs.symmetric_init(kw.pop("h"), kw.pop("d"), **kw)
 
 
@@ -100,9 +100,9 @@ def test_krr_interpolates_and_validates():
     D = make_dataset(30, 3, target="grf", smoothness=1.5, teacher_width=2000, seed=0)
     for k in ("ntk", "rf"):
         assert np.allclose(vs.krr_predict(D.x, D.y, D.x, kernel=k), D.y, atol=1e-8)
-    with pytest.raises(ValueError, match="kernel"):
+    with pytest.raises(ValueError, match="^kernel must"):
         vs.krr_predict(D.x, D.y, D.x, kernel="rbf")
-    with pytest.raises(ValueError, match="ridge"):
+    with pytest.raises(ValueError, match="^ridge must"):
         vs.krr_predict(D.x, D.y, D.x, ridge=-1)
 
 
@@ -125,16 +125,16 @@ def test_train_stopping_rules_and_errors():
                      (dict(threads=-2), "threads")):
         with pytest.raises(ValueError, match=f"^{name} must"):
             vs.train(m, D.x, D.y, **kw)
-    with pytest.raises(ValueError, match="finite"):
+    with pytest.raises(ValueError, match="^x and y must be finite"):
         vs.train(m, D.x, np.full_like(D.y, np.nan))
-    with pytest.raises(ValueError, match="x"):
+    with pytest.raises(ValueError, match=r"^x must be \(P, 3\)"):
         vs.train(m, D.x[:, :2], D.y)
 
 
 def test_sweep_bad_arguments():
-    with pytest.raises(ValueError, match="d"):
+    with pytest.raises(ValueError, match="^d must"):
         vs.sweep(ds=(1,), Ps=(8, 16), seeds=1, progress=False)
-    with pytest.raises(ValueError, match="P"):
+    with pytest.raises(ValueError, match="^P must"):
         vs.sweep(ds=(3,), Ps=(0, 16), seeds=1, progress=False)
 
 
@@ -163,7 +163,7 @@ def test_run_tiny_record(tmp_path):
         assert row["predicted"] == pytest.approx(fit_power_law(Ps, curve).exponent, abs=1e-4)
         lo, hi = f["fit"]["ci"]
         assert row["verdict"] == ("pass" if lo <= row["predicted"] <= hi else "fail")
-    with pytest.raises(ValueError, match="size"):
+    with pytest.raises(ValueError, match="^size must"):
         vs.run(quick=True, out_dir=tmp_path, size="huge")
 
 
