@@ -136,3 +136,10 @@ def test_bvn_cdf_and_product_moment_limits(x, y, rho):
     assert float(relu_product_moment(x, y, 0.0)) == pytest.approx(float(relu_mean(x) * relu_mean(y)), rel=1e-13,
                                                                      abs=1e-15)
     assert float(relu_product_moment(x, x, 1.0)) == float(relu_second_moment(x))
+
+
+def test_lattice_size_is_capped():
+    from theory.rectified_sums import MAX_LATTICE
+    with pytest.raises(ValueError, match="^h must be >="):
+        relu_gaussian_lattice_law(1.0, 0.3, 1e-9)          # (1 + 14*0.3) / 1e-9 = 5.2e9 bins
+    assert len(relu_gaussian_lattice_law(1.0, 0.3, 5.2 / (MAX_LATTICE // 1000))) <= MAX_LATTICE // 1000 + 2

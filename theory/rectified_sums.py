@@ -47,6 +47,9 @@ def _check(c: float, sd: float) -> tuple[float, float]:
     return _number(c, "c", positive=False), _number(sd, "sd", positive=True)
 
 
+MAX_LATTICE = 10 ** 7   # bins of one lattice law (80 MB of float64): a smaller h is refused, not run out of memory
+
+
 def relu_gaussian_lattice_law(c: float, sd: float, h: float, tail: float = 14.0) -> np.ndarray:
     """Mean-preserving lattice projection of u = ReLU(c + sd Z), Z ~ N(0, 1): p[j] = mass at j h.
 
@@ -56,6 +59,9 @@ def relu_gaussian_lattice_law(c: float, sd: float, h: float, tail: float = 14.0)
     c, sd = _check(c, sd)
     h, tail = _number(h, "h", positive=True), _number(tail, "tail", positive=True)
     nb = int(math.ceil((c + tail * sd) / h))
+    if nb > MAX_LATTICE:
+        raise ValueError(f"h must be >= (c + tail*sd)/{MAX_LATTICE:.0e} = {(c + tail * sd) / MAX_LATTICE:.3g} "
+                         f"(the lattice would have {nb} bins), got {h!r}")
     edges = np.arange(nb + 1) * h
     z = (edges - c) / sd
     Phi = ndtr(z)

@@ -336,7 +336,8 @@ def relu_mean_on_sphere(d: int, *, derive: bool = False) -> sp.Expr:
 
 
 def beta_kernel(d: int, nu_t=math.inf, kind: str = "ntk") -> sp.Expr:
-    """``beta_K = min(2 nu_t, 2(d-1) + 4 nu_K)/(d-1)``; NTK: ``min(2 nu_t, 2d)/(d-1)``, RF: ``min(2 nu_t, 2d+4)/(d-1)``."""
+    """``beta_K = min(2 nu_t, 2(d-1) + 4 nu_K)/(d-1)``; NTK: ``min(2 nu_t, 2d)/(d-1)``,
+    RF: ``min(2 nu_t, 2d+4)/(d-1)``."""
     _check_d(d)
     nu = _check_nu(nu_t)
     nk = kernel_smoothness(kind)
