@@ -9,7 +9,6 @@ s and "bias towards the maximum" r).
 """
 from __future__ import annotations
 
-import numpy as np
 import torch
 
 from numerics import diffeo as nd
