@@ -206,6 +206,8 @@ def run(*, quick: bool, out_dir: Path, seed: int = 0, device: str | None = None,
         def measure(model, s=seed + 2):
             return measure_layers(model, task.x_probe, task.x_probe_diffeo, seed=s, n_boot=n_boot)
 
+        # permutation seeds: seed + 17 + i for the full shuffles, the next n_permutations for the partial ones
+        # (disjoint for every n_permutations; they overlapped from n_permutations = 15 on)
         copies = [shuffle_channels(net.model, seed=seed + 17 + i) for i in range(n_permutations)]
         per_perm = [measure(m) for m in copies]
         shuffled = mean_over_permutations(per_perm)
@@ -214,7 +216,7 @@ def run(*, quick: bool, out_dir: Path, seed: int = 0, device: str | None = None,
         # diagnostics (info): which part of W = W0 + ΔW carries the gain, and what shuffling does to the classifier
         k_j = summary["gain_layer"]
         kept = {part: _gain_kept(net.layers_init, net.layers_trained, mean_over_permutations(
-                    [measure(shuffle_part(net.model, net.init_model, part=part, seed=seed + 31 + i))
+                    [measure(shuffle_part(net.model, net.init_model, part=part, seed=seed + 17 + n_permutations + i))
                      for i in range(n_permutations)]), k_j)
                 for part in ("learned", "init")}
         rows.append(make_row(NAME, f"{dim}D layer {k_j}: share of the training gain in log10 R_k kept when only "
