@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 from numba import njit, prange
 
+from numerics.seeds import generator
 from theory import diffeo as _th
 
 INTERPOLATIONS = ("linear", "nearest")
@@ -73,23 +74,13 @@ def _check_size(value: Any, name: str) -> int:
     return int(value)
 
 
-def _rng(seed: Any) -> np.random.Generator:
-    if isinstance(seed, np.random.Generator):
-        return seed
-    if seed is None or isinstance(seed, (int, np.integer)) and not isinstance(seed, bool):
-        if seed is not None and seed < 0:
-            raise ValueError(f"seed must be an integer >= 0 (or None or a Generator), got {seed!r}")
-        return np.random.default_rng(seed)
-    raise ValueError(f"seed must be None, an int >= 0 or a numpy.random.Generator, got {type(seed).__name__}")
-
-
 def _normal_sampler(seed: Any):
     """A function ``shape -> standard normal float64 array`` drawing from ``seed`` (None, int, numpy Generator,
     or torch.Generator; the torch generator draws on its own device and the result is moved to the host)."""
     if _is_torch(seed):
         torch = _torch()
         return lambda shape: torch.randn(shape, generator=seed, dtype=torch.float64, device=seed.device).cpu().numpy()
-    rng = _rng(seed)
+    rng = generator(seed)
     return rng.standard_normal
 
 

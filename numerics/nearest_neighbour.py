@@ -24,6 +24,8 @@ from typing import Any, Callable, Sequence
 import numpy as np
 from numba import njit, prange
 
+from numerics.seeds import generator
+
 __all__ = [
     "MCEstimate",
     "ExponentFit",
@@ -89,15 +91,6 @@ def _check_bool(value: Any, name: str) -> bool:
     if not isinstance(value, (bool, np.bool_)):
         raise ValueError(f"{name} must be True or False, got {value!r}")
     return bool(value)
-
-
-def _rng(seed: Any) -> np.random.Generator:
-    """``seed``: None, an int >= 0, a numpy Generator, BitGenerator or SeedSequence."""
-    ok = (seed is None or isinstance(seed, (np.random.Generator, np.random.BitGenerator, np.random.SeedSequence))
-          or (isinstance(seed, (int, np.integer)) and not isinstance(seed, bool) and seed >= 0))
-    if not ok:
-        raise ValueError(f"seed must be None, an int >= 0 or a numpy Generator/SeedSequence, got {seed!r}")
-    return np.random.default_rng(seed)
 
 
 def _metric(metric: str) -> int:
@@ -182,7 +175,7 @@ def _config_moments(pts, k, periodic, metric):  # pragma: no cover - compiled
 def uniform_points(n: int, d: int, seed: Any = None) -> np.ndarray:
     """``n`` i.i.d. uniform points in :math:`[0,1)^d`, shape (n, d)."""
     n, d = _check_int(n, "n", 1), _check_int(d, "d", 1)
-    return _rng(seed).random((n, d))
+    return generator(seed).random((n, d))
 
 
 def nearest_neighbours(train: Any, query: Any, *, metric: str = "euclidean",
@@ -216,7 +209,7 @@ def simulate_nn_distance(P: int, d: int, *, n_configs: int = 1000, moment: float
     if isinstance(moment, bool) or not (isinstance(moment, numbers.Real) and moment > 0 and math.isfinite(moment)):
         raise ValueError(f"moment must be a positive finite number, got {moment!r}")
     m, periodic = _metric(metric), _check_bool(periodic, "periodic")
-    rng = _rng(seed)
+    rng = generator(seed)
     per = max(1, block // (P * d))
     vals = []
     for start in range(0, n_configs, per):
@@ -244,7 +237,7 @@ def nn_regression_error(P: int, d: int, *, target: Callable[[np.ndarray], np.nda
     if loss not in LOSSES:
         raise ValueError(f"loss must be one of {LOSSES}, got {loss!r}")
     m, periodic = _metric(metric), _check_bool(periodic, "periodic")
-    rng = _rng(seed)
+    rng = generator(seed)
     errs = np.empty(n_configs)
     for c in range(n_configs):
         tr, te = rng.random((P, d)), rng.random((n_test, d))
@@ -290,6 +283,6 @@ def learning_curve(d: int, P_values: Sequence[int], *, loss: str = "abs", seed: 
                    **kwargs: Any) -> tuple[list[MCEstimate], ExponentFit]:
     """:func:`nn_regression_error` at each P and the fitted exponent (compare with ``theory.dimension``'s
     :math:`\\beta = 1/d` or 2/d)."""
-    rng = _rng(seed)
+    rng = generator(seed)
     ests = [nn_regression_error(int(p), d, loss=loss, seed=rng, **kwargs) for p in P_values]
     return ests, fit_power_law(P_values, [e.mean for e in ests], [e.se for e in ests])

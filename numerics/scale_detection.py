@@ -23,6 +23,7 @@ from functools import cached_property
 import numpy as np
 from numba import njit, prange
 
+from numerics.seeds import generator
 from theory import scale_exact as _ex
 from theory.scale_detection import _cli_error, _parser, check_dim, check_params, noise_sigma
 
@@ -615,15 +616,12 @@ def sample_terms(xi, n, *, dim=1, stride=1, layers=10, periodic=False, samples=1
         raise ValueError(f"samples must be an integer >= 2, got {samples!r}")
     if noise not in ("matched", "per_sample"):
         raise ValueError(f"noise must be 'matched' or 'per_sample', got {noise!r}")
-    if seed is not None and not isinstance(seed, (np.random.Generator, np.random.SeedSequence)) and (
-            isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0):
-        raise ValueError(f"seed must be None, an integer >= 0 or a numpy Generator, got {seed!r}")
+    rng = generator(seed)
     per = geom.periodic
     metric = "block" if geom.stride > 1 else ("periodic_linf" if per else "linf")
     data = make_dataset(geom.n, geom.xi, dim=geom.dim, metric=metric)
     P = len(data)
     sigma = noise_sigma(geom.xi, geom.n, dim=geom.dim, stride=geom.stride, periodic=per)
-    rng = np.random.default_rng(seed)
     npix = geom.n ** geom.dim
     parts = []
     done = 0

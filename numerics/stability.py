@@ -60,6 +60,7 @@ from numba import njit, prange
 from scipy.spatial.distance import pdist
 
 from numerics.rotations import random_planes, random_rotations, rotate
+from numerics.seeds import generator
 
 __all__ = [
     "Estimate",
@@ -322,10 +323,7 @@ def _rng_and_generator(seed: Any, backend) -> tuple[np.random.Generator, Any]:
         torch = _torch()
         s = int(torch.randint(0, 2**62, (1,), generator=seed))
         return np.random.default_rng(s), seed
-    if seed is not None and (isinstance(seed, bool) or
-                             not isinstance(seed, (int, np.integer, np.random.Generator, np.random.SeedSequence))):
-        raise ValueError(f"seed must be None, an int, a numpy Generator (or a torch.Generator), got {seed!r}")
-    return np.random.default_rng(seed), None
+    return generator(seed), None
 
 
 def _is_tensor_generator(seed: Any) -> bool:

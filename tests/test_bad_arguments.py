@@ -71,3 +71,15 @@ def test_bad_argument_raises_value_error_naming_it(name, call):
     """The message starts with the argument's name (anchored: a bare substring such as "x" matches any text)."""
     with pytest.raises(ValueError, match=rf"^{re.escape(name)}"):
         call()
+
+
+def test_one_seed_rule_for_numerics():
+    """numerics.seeds.generator: the seed rule shared by diffeo, nearest_neighbour, scale_detection, stability."""
+    from numerics.seeds import generator
+    g = np.random.default_rng(3)
+    assert generator(g) is g
+    assert generator(5).random() == np.random.default_rng(5).random()
+    assert generator(np.random.SeedSequence(5)).random() == np.random.default_rng(np.random.SeedSequence(5)).random()
+    for bad in (-1, True, 1.5, "a"):
+        with pytest.raises(ValueError, match="^seed must be None, an integer >= 0"):
+            generator(bad)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import torch
 
 from numerics import diffeo as nd
+from numerics.seeds import generator
 
 
 def _beta_params(pair, name: str) -> tuple[float, float]:
@@ -74,7 +75,7 @@ class RandomDiffeo(torch.nn.Module):
         if window not in nd.METHODS:
             raise ValueError(f"window must be one of {nd.METHODS}, got {window!r}")
         self.cutoff, self.interp, self.window = cutoff, interp, window
-        self._rng = nd._rng(seed)
+        self._rng = generator(seed)
         self._windows: dict[int, dict[int, tuple[float, float]]] = {}
 
     def _windows_for(self, n: int) -> dict[int, tuple[float, float]]:
