@@ -557,8 +557,7 @@ def feature_error_spectrum(d: int, P: float, *, kmax: int = 400) -> tuple[np.nda
     _check_d(d)
     if not isinstance(kmax, (int, np.integer)) or kmax < 4:
         raise ValueError(f"kmax must be an integer >= 4, got {kmax!r}")
-    if not (_is_real(P) and math.isfinite(P) and P >= 1):
-        raise ValueError(f"P must be a finite number >= 1, got {P!r}")
+    P = _real(P, "P", 1)
     p = float(P)
     lam, N, rest = _rf_shells(d, int(kmax))
     L = lam / (lam + _eigenlearning_kappa(lam, N, rest, p))
