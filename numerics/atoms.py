@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy.linalg import cho_factor, cho_solve, LinAlgError
 
+from numerics.seeds import generator
+
 __all__ = ["L1Solution", "min_l1_interpolant", "AtomCount", "count_atoms", "relu_features"]
 
 
@@ -181,10 +183,10 @@ def min_l1_interpolant(x: np.ndarray, y: np.ndarray, directions: np.ndarray, *, 
     for name, v, lo in (("max_iter", max_iter, 1), ("refine", refine, 0)):
         if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, np.integer)) or v < lo:
             raise ValueError(f"{name} must be an integer >= {lo}, got {v!r}")
+    rng = generator(seed)  # validated up front, used by the refinement only
     Phi = relu_features(x, directions)
     c, lam, it, gap = _ipm(Phi, y, tol, max_iter)
     if refine:
-        rng = np.random.default_rng(seed)
         for _ in range(int(refine)):
             keep = np.abs(c) > 1e-8 * np.abs(c).max()
             g = rng.standard_normal((P, x.shape[1]))

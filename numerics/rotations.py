@@ -36,6 +36,8 @@ from typing import Any
 
 import numpy as np
 
+from numerics.seeds import generator
+
 __all__ = [
     "random_planes",
     "rotate",
@@ -102,7 +104,7 @@ def random_planes(d: int, n: int, seed: Any = None) -> tuple[np.ndarray, np.ndar
     """
     d = _check_int(d, "d", 2)
     n = _check_int(n, "n", 1)
-    rng = np.random.default_rng(seed)
+    rng = generator(seed)
     g = rng.standard_normal((n, 2, d))
     u = g[:, 0] / np.linalg.norm(g[:, 0], axis=1, keepdims=True)
     w = g[:, 1] - np.sum(u * g[:, 1], axis=1, keepdims=True) * u
@@ -187,7 +189,7 @@ def geodesic_rotate(x: Any, theta: Any, seed: Any = None) -> np.ndarray:
     if np.any(r == 0):
         raise ValueError("x must have non-zero rows (the plane through x is undefined at 0)")
     xh = x / r
-    rng = np.random.default_rng(seed)
+    rng = generator(seed)
     g = rng.standard_normal(x.shape)
     w = g - np.sum(xh * g, axis=1, keepdims=True) * xh
     nw = np.linalg.norm(w, axis=1)

@@ -116,7 +116,7 @@ def make_dataset(n: int, xi, *, dim: int = 1, metric: str = "euclidean", gap: fl
             raise ValueError(f"xi must be an integer divisor of n smaller than n for metric 'block', got {xi!r}")
         if gap != 0:
             raise ValueError("gap must be 0 for metric 'block'")
-    rng = np.random.default_rng(seed)
+    rng = generator(seed)
     lo, hi = (0, n - 1) if periodic else (1, n - 2)
     side = np.arange(lo, hi + 1)
     if dim == 1:
@@ -166,7 +166,7 @@ def sample_moves(P: int, dim: int, rng) -> np.ndarray:
     if isinstance(P, bool) or not isinstance(P, (int, np.integer)) or P < 0:
         raise ValueError(f"P must be an integer >= 0, got {P!r}")
     dim = check_dim(dim)
-    rng = np.random.default_rng(rng)
+    rng = generator(rng)
     return rng.integers(-1, 2, size=(P, 2, dim))
 
 
@@ -182,7 +182,7 @@ def diffeo_moves(x_or_data, *, seed=None, periodic: bool | None = None) -> np.nd
     x_or_data: a `ScaleDetectionData` (its geometry is used) or dense images (P, n) / (P, n, n)
     (every non-zero pixel moves, carrying its value; `periodic` wraps, otherwise moves are
     clamped to the frame).  Pixels landing on the same site add.  Returns dense images."""
-    rng = np.random.default_rng(seed)
+    rng = generator(seed)
     if isinstance(x_or_data, ScaleDetectionData):
         d = x_or_data
         mv = sample_moves(len(d), d.dim, rng)
@@ -213,7 +213,7 @@ def matched_noise(x, x_diffeo, *, per_sample: bool = False, seed=None, sigma: fl
     xd = np.asarray(x_diffeo, dtype=np.float64)
     if x.shape != xd.shape:
         raise ValueError(f"x and x_diffeo must have the same shape, got {x.shape} and {xd.shape}")
-    rng = np.random.default_rng(seed)
+    rng = generator(seed)
     g = rng.standard_normal(x.shape)
     P = x.shape[0]
     npix = int(np.prod(x.shape[1:]))

@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy.special import gammaln
 
+from numerics.seeds import generator
+
 __all__ = ["sample_sphere", "sample_gaussian", "sample_ball", "sample_inputs", "RandomTeacher", "make_teacher",
            "SphericalData", "make_dataset", "harmonic_power_s2", "DISTRIBUTIONS", "TARGETS"]
 
@@ -28,7 +30,7 @@ TARGETS = ("constant", "norm", "grf")
 
 
 def _rng(seed) -> np.random.Generator:
-    return seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+    return generator(seed)
 
 
 def _check_P(P, name: str = "P") -> int:

@@ -35,6 +35,7 @@ import torch
 
 from numerics.atoms import count_atoms, min_l1_interpolant
 from numerics.fitting import fit_power_law
+from numerics.seeds import generator
 from numerics.sphere import make_dataset, sample_sphere
 from theory import spherical as th
 
@@ -119,7 +120,7 @@ def qmc_sphere(n: int, D: int, *, seed=None) -> np.ndarray:
     from scipy.stats import norm, qmc, special_ortho_group
     n = _check_int(n, "n", 1)
     D = _check_int(D, "D", 2)
-    rng = np.random.default_rng(seed)
+    rng = generator(seed)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # Sobol balance warning for n not a power of 2
         u = qmc.Sobol(D, scramble=True, seed=rng).random(n)
@@ -141,7 +142,7 @@ def symmetric_init(h: int, d: int, *, alpha: float = 1.0, bias: bool = False, in
     _check_alpha(alpha)
     if init not in ("random", "qmc"):
         raise ValueError(f"init must be 'random' or 'qmc', got {init!r}")
-    rng = np.random.default_rng(seed)
+    rng = generator(seed)
     u = (sample_sphere if init == "random" else qmc_sphere)(h // 2, d + int(bias), seed=rng)
     s = rng.choice(np.array([-1.0, 1.0]), size=h // 2)
     u = np.concatenate([u, u])

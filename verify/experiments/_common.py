@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from numerics.seeds import generator
 from verify.models import ConvNet, VGGNet
 from verify.train import TrainConfig, TrainResult, default_device, train
 
@@ -269,7 +270,7 @@ def scale_task(dim: int, params: dict, seed: int) -> Task:
                         n_pairs=params.get("n_pairs"), seed=seed)
     x = np.asarray(data.x, dtype=np.float64)
     y = np.asarray(data.y, dtype=np.float64)
-    rng = np.random.default_rng(seed)
+    rng = generator(seed)
     perm = rng.permutation(len(x))
     n_test = max(2, len(x) // 4)
     te, tr = perm[:n_test], perm[n_test:]

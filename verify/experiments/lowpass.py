@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from numerics.seeds import generator
 from theory.laplacian import filter_spectrum, path_filter_spectrum
 from verify.experiments._common import (draw_figure, fmt, jsonable, make_row, resolve_device, resolve_size,
                                         trained_cnn)
@@ -53,7 +54,7 @@ def gain_interval(w0: np.ndarray, wT: np.ndarray, dim: int, *, n_boot: int = 200
     shape = (-1, 3, 3) if dim == 2 else (-1, 3)
     a, b = np.asarray(w0).reshape(shape), np.asarray(wT).reshape(shape)
     lam, _ = spec(a[:1])
-    rng = np.random.default_rng(seed)
+    rng = generator(seed)
     reps = []
     for _ in range(n_boot):
         idx = rng.integers(0, len(a), len(a))
