@@ -25,6 +25,7 @@ import numpy as np
 from numba import njit, prange
 
 from numerics.seeds import generator
+from theory.arguments import check_flag
 
 __all__ = [
     "MCEstimate",
@@ -85,12 +86,6 @@ def _check_int(value: Any, name: str, low: int) -> int:
     if value < low:
         raise ValueError(f"{name} must be an integer >= {low}, got {value}")
     return int(value)
-
-
-def _check_bool(value: Any, name: str) -> bool:
-    if not isinstance(value, (bool, np.bool_)):
-        raise ValueError(f"{name} must be True or False, got {value!r}")
-    return bool(value)
 
 
 def _metric(metric: str) -> int:
@@ -187,7 +182,7 @@ def nearest_neighbours(train: Any, query: Any, *, metric: str = "euclidean",
         raise ValueError(f"train must hold at least 1 point, got shape {tr.shape}")
     if tr.shape[1] != qu.shape[1]:
         raise ValueError(f"train and query must have the same dimension d, got {tr.shape[1]} and {qu.shape[1]}")
-    return _nn_query(tr, qu, _check_bool(periodic, "periodic"), _metric(metric), False)
+    return _nn_query(tr, qu, check_flag("periodic", periodic), _metric(metric), False)
 
 
 def nn_distances(points: Any, *, metric: str = "chebyshev", periodic: bool = True) -> np.ndarray:
@@ -195,7 +190,7 @@ def nn_distances(points: Any, *, metric: str = "chebyshev", periodic: bool = Tru
     pts = _check_points(points, "points")
     if pts.shape[0] < 2:
         raise ValueError(f"points must hold P >= 2 points, got {pts.shape[0]}")
-    return _nn_query(pts, pts, _check_bool(periodic, "periodic"), _metric(metric), True)[1]
+    return _nn_query(pts, pts, check_flag("periodic", periodic), _metric(metric), True)[1]
 
 
 def simulate_nn_distance(P: int, d: int, *, n_configs: int = 1000, moment: float = 1.0,
@@ -208,7 +203,7 @@ def simulate_nn_distance(P: int, d: int, *, n_configs: int = 1000, moment: float
     n_configs, block = _check_int(n_configs, "n_configs", 2), _check_int(block, "block", 1)
     if isinstance(moment, bool) or not (isinstance(moment, numbers.Real) and moment > 0 and math.isfinite(moment)):
         raise ValueError(f"moment must be a positive finite number, got {moment!r}")
-    m, periodic = _metric(metric), _check_bool(periodic, "periodic")
+    m, periodic = _metric(metric), check_flag("periodic", periodic)
     rng = generator(seed)
     per = max(1, block // (P * d))
     vals = []
@@ -236,7 +231,7 @@ def nn_regression_error(P: int, d: int, *, target: Callable[[np.ndarray], np.nda
     n_test, n_configs = _check_int(n_test, "n_test", 1), _check_int(n_configs, "n_configs", 2)
     if loss not in LOSSES:
         raise ValueError(f"loss must be one of {LOSSES}, got {loss!r}")
-    m, periodic = _metric(metric), _check_bool(periodic, "periodic")
+    m, periodic = _metric(metric), check_flag("periodic", periodic)
     rng = generator(seed)
     errs = np.empty(n_configs)
     for c in range(n_configs):

@@ -61,6 +61,7 @@ from scipy.spatial.distance import pdist
 
 from numerics.rotations import random_planes, random_rotations, rotate
 from numerics.seeds import generator
+from theory.arguments import check_flag
 
 __all__ = [
     "Estimate",
@@ -162,8 +163,7 @@ def _check_options(noise, estimator, exclude_diagonal, errors, n_boot, batch_siz
     _check_choice(noise, NOISE_MODES, "noise")
     _check_choice(estimator, ESTIMATORS, "estimator")
     _check_choice(errors, ERROR_MODES, "errors")
-    if not isinstance(exclude_diagonal, (bool, np.bool_)):
-        raise ValueError(f"exclude_diagonal must be True or False, got {exclude_diagonal!r}")
+    check_flag("exclude_diagonal", exclude_diagonal)
     if errors == "bootstrap":
         _check_int(n_boot, "n_boot", 2)
     if errors == "se" and estimator == "median":

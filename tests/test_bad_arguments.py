@@ -10,6 +10,7 @@ import pytest
 
 import verify.spherical as vs
 from numerics.atoms import count_atoms, min_l1_interpolant
+from numerics.rotations import geodesic_rotate, random_planes
 from numerics.scale_detection import diffeo_moves, make_dataset, simulate_layers
 from numerics.sphere import harmonic_power_s2, make_teacher, sample_sphere
 from theory import spherical as th
@@ -83,3 +84,35 @@ def test_one_seed_rule_for_numerics():
     for bad in (-1, True, 1.5, "a"):
         with pytest.raises(ValueError, match="^seed must be None, an integer >= 0"):
             generator(bad)
+
+
+@pytest.mark.parametrize("call", [
+    lambda s: sample_sphere(4, 3, seed=s),
+    lambda s: make_teacher(3, 2.0, width=8, seed=s),
+    lambda s: make_dataset(12, 3, seed=s),
+    lambda s: diffeo_moves(make_dataset(12, 3, seed=0), seed=s),
+    lambda s: min_l1_interpolant(X, Y, DIRS, seed=s),
+    lambda s: vs.qmc_sphere(4, 3, seed=s),
+    lambda s: vs.symmetric_init(8, 3, seed=s),
+    lambda s: random_planes(3, 2, seed=s),
+    lambda s: geodesic_rotate(X, 0.1, seed=s),
+], ids=["sample_sphere", "make_teacher", "scale_make_dataset", "diffeo_moves", "min_l1_interpolant", "qmc_sphere",
+        "symmetric_init", "random_planes", "geodesic_rotate"])
+@pytest.mark.parametrize("bad", [-1, True, 2.5])
+def test_seed_rule_everywhere(call, bad):
+    """The random functions of sphere, atoms, scale_detection and verify.spherical follow numerics.seeds.generator:
+    a negative, boolean or float seed is a ValueError naming ``seed`` (numpy alone accepts True, and says neither
+    the name nor the range for the others); a Generator is used as is."""
+    with pytest.raises(ValueError, match="^seed must be None, an integer >= 0"):
+        call(bad)
+    call(np.random.default_rng(0))
+
+
+def test_one_flag_rule():
+    """theory.arguments.check_flag, shared by theory.scale_detection, theory.laplacian, numerics.nearest_neighbour
+    and numerics.stability: True/False (numpy too) pass through as bool, 0, 1, None and strings are refused."""
+    from theory.arguments import check_flag
+    assert check_flag("f", np.True_) is True and check_flag("f", False) is False
+    for bad in (0, 1, None, "yes", 1.0):
+        with pytest.raises(ValueError, match="^periodic must be True or False"):
+            check_flag("periodic", bad)

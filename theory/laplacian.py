@@ -36,6 +36,8 @@ from functools import lru_cache
 import numpy as np
 import sympy as sp
 
+from theory.arguments import check_flag
+
 __all__ = [
     "LaplacianMode",
     "path_laplacian",
@@ -207,8 +209,7 @@ def filter_spectrum(filters, *, group: bool = True) -> tuple[np.ndarray, np.ndar
     -------
     (lambdas, c) : float64 arrays of equal length.  Σ c = <|w_ch|²>_ch (Parseval).
     """
-    if not isinstance(group, (bool, np.bool_)):
-        raise ValueError(f"group must be True or False, got {group!r}")
+    check_flag("group", group)
     w = _real_filters(filters)
     if w.ndim < 2 or w.shape[-1] != w.shape[-2]:
         raise ValueError(f"filters must have shape (..., n, n) with square n×n filters, got shape {w.shape}")

@@ -82,6 +82,7 @@ import sympy as sp
 
 from theory import rectified_sums as _rs
 from theory import scale_exact as _ex
+from theory.arguments import check_flag
 from theory.scale_gauss import relu_mean, relu_product_moment, relu_second_moment
 
 __all__ = [
@@ -127,12 +128,6 @@ def _int(name: str, v, lo: int | None = None) -> int:
     return v
 
 
-def _flag(name: str, v) -> bool:
-    if not isinstance(v, (bool, np.bool_)):
-        raise ValueError(f"{name} must be True or False, got {v!r}")
-    return bool(v)
-
-
 def check_dim(v) -> int:
     """Validate the number of image axes: ``dim`` must be 1 or 2 (ValueError otherwise); returns it as int."""
     if isinstance(v, bool) or v not in (1, 2):
@@ -157,7 +152,7 @@ def threshold_layer(xi: int, stride: int = 1) -> int:
 def check_params(xi, n, *, dim=1, stride=1, layers=None, periodic=False) -> ScaleNetSpec:
     """Validate (xi, n, dim, stride, layers, periodic); raise ValueError naming the argument."""
     dim = check_dim(dim)
-    periodic = _flag("periodic", periodic)
+    periodic = check_flag("periodic", periodic)
     stride = _int("stride", stride, 1)
     kt = threshold_layer(xi, stride)
     n = _int("n", n)
@@ -490,7 +485,7 @@ def exact_layers(xi: int, n: int, *, dim: int = 1, stride: int = 1, layers: int 
     `with_numerators`, the numerators D_num, G_num and the denominator den.
     """
     spec = check_params(xi, n, dim=dim, stride=stride, layers=layers, periodic=periodic)
-    include_diagonal = _flag("include_diagonal", include_diagonal)
+    include_diagonal = check_flag("include_diagonal", include_diagonal)
     L, kt = spec.layers, spec.kt
     if spec.stride == 1:
         R = spec.n + 2 * spec.xi + 2 * L + 12
