@@ -1,6 +1,6 @@
 r"""Random rotations by a fixed angle in uniformly random 2-planes of :math:`\mathbb R^d`.
 
-Used for the rotation stability of Petrini, Favero, Geiger, Wyart, "Learning sparse features can lead to
+Used for the rotation stability of Petrini, Cagnetta, Vanden-Eijnden, Wyart, "Learning sparse features can lead to
 overfitting in neural networks" (NeurIPS 2022):  :math:`S = \langle |f(x) - f(R_\theta x)|^2\rangle_{x,\theta}`
 for inputs on the sphere :math:`S^{d-1}` (see :func:`numerics.stability.rotation_stability`).
 

@@ -748,8 +748,8 @@ def layerwise_stability(model: Any, x: Any, x_diffeo: Any, *, layers: Sequence[s
 def rotation_stability(f: Any, x: Any, theta: float, *, n_rotations: int = 1, estimator: str = "mean",
                        errors: str | None = "bootstrap", n_boot: int = 200, seed: Any = None,
                        sphere_tol: float = 1e-5) -> Estimate:
-    r"""Rotation stability :math:`S = \langle|f(x) - f(R_\theta x)|^2\rangle_{x,R}` (Petrini, Favero, Geiger,
-    Wyart, "Learning sparse features can lead to overfitting in neural networks", NeurIPS 2022).
+    r"""Rotation stability :math:`S = \langle|f(x) - f(R_\theta x)|^2\rangle_{x,R}` (Petrini, Cagnetta,
+    Vanden-Eijnden, Wyart, "Learning sparse features can lead to overfitting in neural networks", NeurIPS 2022).
 
     ``x``: real, shape (P, d), rows on the unit sphere :math:`S^{d-1}` (:math:`||x_i| - 1| \le` ``sphere_tol``,
     a finite number >= 0), P >= 2, d >= 2. Each :math:`x_i` is rotated ``n_rotations`` times by the angle

@@ -18,7 +18,15 @@ rotation invariant.
 * :func:`sweep` / :func:`run` / ``python -m verify.spherical --out DIR [--quick]`` -- learning curves of the lazy
   (NTK regression) and feature (min-L1 interpolant, :func:`numerics.atoms.min_l1_interpolant`) predictors,
   fitted exponents vs :func:`theory.spherical.beta_lazy` / :func:`theory.spherical.beta_feature`, atoms and
-  rotation stability S.
+  rotation stability S;
+* :func:`trained_regimes` -- the same comparison with trained networks (alpha = 1e3 vs 1e-25, d = 3, P = 64):
+  atoms, test error and S of each, next to NTK regression and the min-L1 interpolant.
+
+Small alpha: the step is ``lr * h`` on a loss that carries ``1/alpha^2``, so below alpha ~ 1 use ``lr ~ alpha`` (the
+alpha-independent small-initialisation dynamics, see :func:`trained_regimes`) and ``adaptive=False``; with
+``lr = 1`` a run at alpha = 1e-16 stalls after one step, and one at alpha = 1e-8 interpolates within 1.4e3 steps,
+before the neurons condense (h = 1000, P = 64: 538 atoms and the lazy net's test error, against 34 atoms with
+``lr = alpha = 1e-25``).
 """
 from __future__ import annotations
 
@@ -40,7 +48,7 @@ from numerics.sphere import make_dataset, sample_sphere
 from theory import spherical as th
 
 __all__ = ["TwoLayerReLU", "symmetric_init", "TrainResult", "train", "empirical_ntk", "krr_predict",
-           "network_atoms", "qmc_sphere", "ntk_check", "lazy_vs_krr", "sweep", "run", "main"]
+           "network_atoms", "qmc_sphere", "ntk_check", "lazy_vs_krr", "trained_regimes", "sweep", "run", "main"]
 
 DTYPE = torch.float64
 
@@ -269,6 +277,7 @@ def train(model: TwoLayerReLU, x, y, *, lr: float = 1.0, max_steps: int = 100_00
     of the same gradient flow at the largest stable rate.  Stops when ``train_error = <(F-y)^2>/<y^2> <= loss_tol`` (converged), when the loss fell
     by less than a fraction ``stall_rtol`` over ``patience`` steps, or at ``max_steps`` / ``max_time`` seconds;
     Ctrl-C stops cleanly.  ``backend``: ``"numba"`` (CPU, fused), ``"torch"`` (closed form, any device), ``"auto"``.
+    Feature regime (alpha << 1): pass ``lr ~ alpha`` and ``adaptive=False`` (module notes, :func:`trained_regimes`).
     """
     if not isinstance(model, TwoLayerReLU):
         raise ValueError("model must be a TwoLayerReLU")
@@ -456,6 +465,39 @@ SIZES = {
     # 2-4.5 min on 2 cores; the sweep took 30 min: beta_feature 2.496 [2.420, 2.572] against 5/2)
     "large": dict(ds=(3,), Ps=(1024, 2048, 4096), seeds=8, P_test=4000, dict_factor=4),
 }
+# trained networks in both regimes (:func:`trained_regimes`, d = 3, P = 64, h = 1000): seeds and the step limit of one
+# feature run (~1e4 steps/s on 2 cores); none for "tiny" (the tests run it with fewer steps) and "large"
+TRAINED = {"full": dict(seeds=3, feature_steps=1_000_000), "quick": dict(seeds=1, feature_steps=300_000)}
+FIT_SHARE = 0.05  # a trained run "fits" when its train error is <= 5% of its test error
+
+
+def _trained_rows(tr: dict) -> list[dict]:
+    """Rows of :func:`trained_regimes`: atoms, test error and S of the feature-trained vs the lazy-trained network
+    (every seed must show the predicted order, and both runs must fit: train error <= FIT_SHARE x test error), and
+    the feature net against the min-L1 interpolant (info)."""
+    recs, tag = tr["records"], f"(d={tr['d']}, P={tr['P']}, h={tr['h']})"
+    fits = all(r[g]["train_error"] <= FIT_SHARE * r[g]["err"] for r in recs for g in ("lazy", "feature"))
+    note = (f"every seed; both runs fit (train error <= {FIT_SHARE:.0%} of test error): {'yes' if fits else 'NO'}; "
+            f"alpha = {tr['alpha_feature']:g} vs {tr['alpha_lazy']:g}")
+    gm = lambda v: float(np.exp(np.mean(np.log(v))))  # noqa: E731
+    af, al = [r["feature"]["atoms"] for r in recs], [r["lazy"]["atoms"] for r in recs]
+    er = [r["feature"]["err"] / r["lazy"]["err"] for r in recs]
+    sr = [r["feature"]["S"] / r["lazy"]["S"] for r in recs]
+    rows = [dict(experiment="spherical", quantity=f"trained nets: atoms feature vs lazy {tag}",
+                 predicted=f"feature <= P = {tr['P']} < lazy", measured=f"{af} vs {al}", tolerance=note,
+                 verdict="pass" if fits and all(a <= tr["P"] < b for a, b in zip(af, al)) else "fail"),
+            dict(experiment="spherical", quantity=f"trained nets: test error feature / lazy {tag}", predicted="> 1",
+                 measured=gm(er), tolerance=note + f"; per seed {[round(v, 2) for v in er]}",
+                 verdict="pass" if fits and min(er) > 1 else "fail"),
+            dict(experiment="spherical", quantity=f"trained nets: S_feature / S_lazy {tag}", predicted="> 1",
+                 measured=gm(sr), tolerance=note + f"; per seed {[round(v, 2) for v in sr]}",
+                 verdict="pass" if fits and min(sr) > 1 else "fail")]
+    el = [r["feature"]["err"] / r["l1_err"] for r in recs]
+    rows.append(dict(experiment="spherical", quantity=f"feature-trained net / min-L1 interpolant: test error {tag}",
+                     predicted="info: the feature limit used by the sweep",
+                     measured=gm(el), tolerance=f"per seed {[round(v, 2) for v in el]}; atoms "
+                     f"{af} vs {[r['l1_atoms'] for r in recs]}", verdict="info"))
+    return rows
 
 
 def _rotation_S(fn, x, theta, seed):
@@ -563,6 +605,73 @@ def lazy_vs_krr(*, d: int = 3, P: int = 32, h: int = 4000, alpha: float = 1e3, s
                 err_net=float(np.mean((pn - D.y_test) ** 2)), err_krr=float(np.mean((pk - D.y_test) ** 2)))
 
 
+def trained_regimes(*, d: int = 3, P: int = 64, h: int = 1000, alpha_lazy: float = 1e3, alpha_feature: float = 1e-25,
+                    seeds: int = 1, feature_steps: int = 1_000_000, feature_lr: float | None = None,
+                    max_time: float | None = None,
+                    P_test: int = 2000, theta: float = 0.5,
+                    dict_factor: float = 4, seed: int = 0, device: str = "cpu") -> dict:
+    r"""Both regimes with *trained* networks (not their limits): a symmetric width-``h`` network trained on the
+    constant target at ``alpha_lazy`` (lazy) and at ``alpha_feature`` (feature, the paper's alpha = 1e-25 for d = 3),
+    per seed: test MSE, atoms (:func:`network_atoms`, ``rel_tol = 1e-3`` as in :func:`sweep`), rotation stability S
+    (angle ``theta``), final train error; next to ridgeless NTK regression and the min-L1 interpolant over a
+    ``dict_factor * P`` dictionary (the two limits used by :func:`sweep`).
+
+    Step sizes.  The lazy run uses ``lr = 1`` with the adaptive rule.  With F = alpha f and f 2-homogeneous in the
+    weights, ``w~ = alpha^{1/2} w`` gives ``F = f(w~)`` and turns a step ``lr * h`` on the alpha-trick loss into a step
+    ``lr * h / alpha`` on ``(1/2P) sum (F - y)^2`` from an initialisation of scale ``alpha^{1/2}``: ``lr ~ alpha``
+    is the alpha-independent (small-initialisation) dynamics.  The feature run uses a fixed step (the adaptive rule
+    stalls: the condensed atoms sit on ReLU kinks of the data, where a monotone-step rule rejects every step) of
+    ``feature_lr`` (default ``2 alpha_feature``), for at most ``feature_steps`` steps (and ``max_time`` seconds, if
+    given; both runs stop at train error 1e-8).  The dynamics goes from plateau to plateau (atoms are recruited one
+    by one), and how long a plateau lasts depends on the step.  At P = 64, h = 1000 (~1e4 steps/s on 2 cores),
+    seeds 0-2: ``4 alpha`` diverged; ``3 alpha`` sat at train error 5e-5 (seed 2) from 5e4 to 5e5 steps; ``alpha``
+    reached 1e-8 in 8e5 steps on seed 0 but sat at 1.1e-4 on seed 2 from 1.5e5 to 2e6 steps; ``2 alpha`` brought
+    all three below 5% of their test error within 5e5 steps.
+    """
+    for name, v, lo in (("d", d, 2), ("P", P, 2), ("h", h, 2), ("seeds", seeds, 1), ("P_test", P_test, 1),
+                        ("feature_steps", feature_steps, 1)):
+        _check_int(v, name, lo)
+    if h % 2:
+        raise ValueError(f"h must be even (symmetric pairs), got {h}")
+    _check_alpha(alpha_lazy)
+    _check_alpha(alpha_feature)
+    if not (alpha_feature < 1 <= alpha_lazy):
+        raise ValueError(f"alpha_feature must be < 1 <= alpha_lazy, got {alpha_feature!r} and {alpha_lazy!r}")
+    feature_lr = 2 * alpha_feature if feature_lr is None else feature_lr
+    if not (isinstance(feature_lr, (int, float)) and math.isfinite(feature_lr) and feature_lr > 0):
+        raise ValueError(f"feature_lr must be None or a finite number > 0, got {feature_lr!r}")
+    if max_time is not None and not (math.isfinite(max_time) and max_time > 0):
+        raise ValueError(f"max_time must be None or a finite number of seconds > 0, got {max_time!r}")
+    if not dict_factor >= 1:
+        raise ValueError(f"dict_factor must be >= 1, got {dict_factor}")
+    recs = []
+    for s in range(seeds):
+        ss = np.random.SeedSequence([seed, d, P, h, s, 7])
+        rd, rinit, rdict, rrot = [np.random.default_rng(c) for c in ss.spawn(4)]
+        D = make_dataset(P, d, target="constant", P_test=P_test, seed=rd)
+        xs = D.x_test[: min(1000, P_test)]
+        init_seed = int(rinit.integers(2**31))
+        rec = dict(seed=s)
+        for reg, alpha, lr, adaptive, steps in (("lazy", alpha_lazy, 1.0, True, 100_000),
+                                                ("feature", alpha_feature, feature_lr, False, feature_steps)):
+            m = symmetric_init(h, d, alpha=alpha, seed=init_seed, device=device)
+            res = train(m, D.x, D.y, lr=lr, adaptive=adaptive, max_steps=steps, loss_tol=1e-8, patience=10**6,
+                        max_time=max_time)
+            pred = m.predict(D.x_test)
+            atoms = network_atoms(m, D.x, rel_tol=1e-3)
+            S = _rotation_S(m.predict, xs, theta, np.random.default_rng(rrot.integers(2**31)))
+            rec[reg] = dict(alpha=alpha, lr=lr, steps=res.steps, reason=res.reason, train_error=res.train_error,
+                            seconds=res.seconds, err=float(np.mean((pred - D.y_test) ** 2)), atoms=atoms.n_atoms,
+                            atoms_eff=atoms.n_effective, S=S.value, S_se=S.se)
+        rec["ntk_err"] = float(np.mean((krr_predict(D.x, D.y, D.x_test) - D.y_test) ** 2))
+        sol = min_l1_interpolant(D.x, D.y, sample_sphere(int(dict_factor * P), d, seed=rdict))
+        rec["l1_err"] = float(np.mean((sol(D.x_test) - D.y_test) ** 2))
+        rec["l1_atoms"] = count_atoms(sol.directions, sol.coef, x=D.x).n_atoms
+        recs.append(rec)
+    return dict(d=d, P=P, h=h, alpha_lazy=alpha_lazy, alpha_feature=alpha_feature, feature_lr=feature_lr,
+                feature_steps=feature_steps, max_time=max_time, theta=theta, records=recs)
+
+
 def _figures(sw: dict, out_dir: pathlib.Path) -> list[str]:
     import matplotlib
     matplotlib.use("Agg")
@@ -615,6 +724,7 @@ def run(*, quick: bool, out_dir: pathlib.Path, seed: int = 0, device: str = "cpu
     :func:`~theory.spherical.feature_learning_curve`, the atoms heuristic).  The asymptotic exponent is a P -> oo
     statement, so over a finite range the finite-P slope is the prediction under test: it carries the verdict and the
     asymptotic row is "info" (without a finite-P curve, e.g. for GRF targets, the asymptotic row carries it).
+    Sizes "quick" and "full" add the trained-network rows of :func:`trained_regimes` (:data:`TRAINED`).
     """
     size = size or ("quick" if quick else "full")
     if size not in SIZES:
@@ -666,6 +776,10 @@ def run(*, quick: bool, out_dir: pathlib.Path, seed: int = 0, device: str = "cpu
         rows.append(dict(experiment="spherical", quantity="lazy net (alpha=1e3, h=4000) vs NTK regression",
                          predicted=0.0, measured=lk["rel_diff"], tolerance=0.05,
                          verdict="pass" if lk["rel_diff"] < 0.05 else "fail"))
+    if size in TRAINED:
+        tr = trained_regimes(**TRAINED[size], seed=seed, device=device)
+        data["trained_regimes"] = tr
+        rows.extend(_trained_rows(tr))
     figs = _figures(sw, out_dir)
     from verify.experiments._common import jsonable  # strict JSON: NaN/inf -> null
     with open(out_dir / "spherical.json", "w") as fh:

@@ -1,4 +1,4 @@
-"""Spherical model (Petrini, Favero, Geiger & Wyart 2022): lazy training keeps the data's rotation symmetry, feature
+"""Spherical model (Petrini, Cagnetta, Vanden-Eijnden & Wyart 2022): lazy training keeps the data's rotation symmetry, feature
 training breaks it.  The experiment itself lives in ``verify.spherical`` (helper "spherical"); this module only
 forwards to its ``run`` and reports an "info" row when that module is not in the checkout.
 """
