@@ -144,7 +144,8 @@ amp = P3 * float(np.sum(sol3.coef**2))               # the atoms' incoherent pow
 kk = np.arange(K3 + 1)
 kc = int(np.flatnonzero(L3 >= 0.5).max())            # last pinned degree
 print(f"P = {P3}: k_c = {kc} (last degree with L_k >= 1/2), P sum c^2 = {amp:.1f}")
-print(f"feature error {pw_f.sum():.3e}: k = 0 {pw_f[0] / pw_f.sum():.0%}, k <= k_c {pw_f[:kc + 1].sum() / pw_f.sum():.0%}")
+print(f"feature error {pw_f.sum():.3e}: k = 0 {pw_f[0] / pw_f.sum():.0%}, "
+      f"k <= k_c {pw_f[:kc + 1].sum() / pw_f.sum():.0%}")
 print(f"lazy error {pw_l.sum():.3e}: k = 0 {pw_l[0] / pw_l.sum():.0%}")
 fig, ax = plt.subplots(figsize=(5.5, 4))
 ev = (kk % 2 == 0) | (kk == 1)

@@ -98,7 +98,8 @@ def _mode_table(height: int, width: int, c: Fraction, cutoff: str) -> tuple[np.n
     a, b, _ = _shape_lengths(height, width)
     modes = _th.kept_modes(c, cutoff, a, b)
     if not modes:
-        raise ValueError(f"c={float(c)!r} with cutoff={cutoff!r} keeps no mode for a {height}x{width} image; increase c")
+        raise ValueError(f"c={float(c)!r} with cutoff={cutoff!r} keeps no mode for a {height}x{width} image; "
+                         "increase c")
     mi = np.array([m[0] - 1 for m in modes], dtype=np.int64)
     mj = np.array([m[1] - 1 for m in modes], dtype=np.int64)
     k2 = np.array([(m[0] / float(a)) ** 2 + (m[1] / float(b)) ** 2 for m in modes])
@@ -499,7 +500,8 @@ def deform(
             )
         if (diffeo.batch, diffeo.height, diffeo.width) != (B, H, W):
             raise ValueError(
-                f"diffeo was sampled for (batch, H, W) = {(diffeo.batch, diffeo.height, diffeo.width)}, x has {(B, H, W)}"
+                f"diffeo was sampled for (batch, H, W) = {(diffeo.batch, diffeo.height, diffeo.width)}, "
+                f"x has {(B, H, W)}"
             )
     if is_t:
         return _deform_torch(x, diffeo, code)

@@ -16,7 +16,8 @@ What is computed, from probe points :math:`x_i` and their deformations :math:`\t
 * noise (:func:`matched_noise`): :math:`\eta_i = r_i\, g_i/|g_i|`, :math:`g_i\sim\mathcal N(0, I)`, with
   ``noise="per_sample"``: :math:`r_i = |\tau x_i - x_i|` (the authors' code), or ``noise="mean"``:
   :math:`r_i = (\frac1P\sum_j|\tau x_j - x_j|^2)^{1/2}` for all i (the slides'
-  :math:`|\eta| = \langle|\tau x - x|\rangle`, read as a root mean square so that :math:`\langle|\eta|^2\rangle = \langle|\tau x - x|^2\rangle` in both modes);
+  :math:`|\eta| = \langle|\tau x - x|\rangle`, read as a root mean square so that
+  :math:`\langle|\eta|^2\rangle = \langle|\tau x - x|^2\rangle` in both modes);
 * ``estimator="mean"``: numerators :math:`\frac1P\sum_i|f(\tau x_i) - f(x_i)|^2` and
   :math:`\frac1P\sum_i|f(x_i+\eta_i) - f(x_i)|^2`; denominator the mean over ordered pairs,
   computed in

@@ -42,7 +42,8 @@ def test_odd_lattice_sum_matches_float_sum(c, rule):
     r2 = i**2 + j**2
     keep = (r2 < (c + 0.5) ** 2) if rule == "code" else (r2 <= c * c)
     odd = (i % 2 == 1) & (j % 2 == 1)
-    assert math.isclose(float(td.odd_lattice_sum(c, rule)), float((1.0 / r2[keep & odd]).sum()), rel_tol=1e-12, abs_tol=0)
+    assert math.isclose(float(td.odd_lattice_sum(c, rule)), float((1.0 / r2[keep & odd]).sum()),
+                        rel_tol=1e-12, abs_tol=0)
 
 
 def test_sierpinski_constant_and_odd_sum_asymptotics():

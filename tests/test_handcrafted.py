@@ -104,7 +104,8 @@ def test_torch_equals_numba(dim, mode, seed):
     (lambda: realised_output(np.array([1.5, 2.0]), 5), r"^delta must be an integer array"),
     (lambda: realised_output(np.zeros((2, 2, 2), int), 5), r"^delta must be an integer array"),
     (lambda: realised_output(None, 4, stride=2), r"^positions must be an integer array"),
-    (lambda: realised_output(None, 4, stride=2, positions=np.zeros((3, 3), int)), r"^positions must be an integer array"),
+    (lambda: realised_output(None, 4, stride=2, positions=np.zeros((3, 3), int)),
+     r"^positions must be an integer array"),
     (lambda: realised_output(np.array([1]), 4, stride=0), r"^stride must be >= 1"),
     # wrong image size: torch would pool it happily and the numba pass would read past the buffer
     (lambda: HandcraftedNet(5, 12, layers=3)(torch.zeros(2, 20, dtype=torch.float64)), r"^x must have shape"),

@@ -433,8 +433,10 @@ def test_sparse_simulator_equals_dense_forward_passes(case):
 
 @pytest.mark.parametrize("case", [dict(xi=3, n=9, dim=1, layers=4), dict(xi=3, n=7, dim=1, layers=3, periodic=True),
                                   dict(xi=3, n=6, dim=2, layers=3), dict(xi=2, n=16, dim=1, stride=2, layers=4),
-                                  dict(xi=3, n=9, dim=2, stride=3, layers=2), dict(xi=8, n=32, dim=1, stride=2, layers=5),
-                                  dict(xi=9, n=27, dim=1, stride=3, layers=3), dict(xi=4, n=16, dim=2, stride=2, layers=4)])
+                                  dict(xi=3, n=9, dim=2, stride=3, layers=2),
+                                  dict(xi=8, n=32, dim=1, stride=2, layers=5),
+                                  dict(xi=9, n=27, dim=1, stride=3, layers=3),
+                                  dict(xi=4, n=16, dim=2, stride=2, layers=4)])
 def test_exact_at_every_layer_and_output(case):
     """k~ = 1 (any stride) and strided k~ >= 2: G_k, R_k exact after the threshold layer and at the output too
     (4 s.e., 40k samples)."""
@@ -521,7 +523,8 @@ def _enumerated_input_norm(n, dim, periodic):
         pairs += 1
         for a in moves:
             for b in moves:
-                diff = Counter(tuple((u + v) % n if periodic else u + v for u, v in zip(r, m)) for r, m in ((p, a), (q, b)))
+                diff = Counter(tuple((u + v) % n if periodic else u + v for u, v in zip(r, m))
+                               for r, m in ((p, a), (q, b)))
                 diff.subtract([p, q])
                 total += sum(c * c for c in diff.values())
     return total / (pairs * len(moves) ** 2), pairs
@@ -585,12 +588,15 @@ def test_more_bad_arguments(call, pattern):
 
 
 @pytest.mark.parametrize("module, argv, flag", [
-    ("theory", ["--n", "-5"], "--n"), ("theory", ["--n", "0"], "--n"), ("theory", ["--xi", "41", "--n", "32"], "--layers"),
+    ("theory", ["--n", "-5"], "--n"), ("theory", ["--n", "0"], "--n"),
+    ("theory", ["--xi", "41", "--n", "32"], "--layers"),
     ("theory", ["--xi", "9", "--n", "12", "--layers", "5", "--periodic"], "--n"), ("theory", ["--xi", "4"], "--xi"),
-    ("theory", ["--stride", "0"], "--stride"), ("theory", ["--layers", "0"], "--layers"), ("theory", ["--dim", "3"], "--dim"),
+    ("theory", ["--stride", "0"], "--stride"), ("theory", ["--layers", "0"], "--layers"),
+    ("theory", ["--dim", "3"], "--dim"),
     ("theory", ["--xi", "nan"], "--xi"), ("theory", ["--n", "3.5"], "--n"),
     ("numerics", ["--samples", "0"], "--samples"), ("numerics", ["--seed", "-1"], "--seed"),
-    ("numerics", ["--samples", "2.5"], "--samples"), ("numerics", ["--n", "10", "--xi", "4", "--stride", "2", "--layers", "3"], "--n"),
+    ("numerics", ["--samples", "2.5"], "--samples"),
+    ("numerics", ["--n", "10", "--xi", "4", "--stride", "2", "--layers", "3"], "--n"),
 ])
 def test_cli_bad_arguments_exit_2_naming_the_flag(module, argv, flag, capsys):
     """Library ValueErrors are reported like argparse's own errors (exit 2, "error: argument --flag: ...")."""

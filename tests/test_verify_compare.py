@@ -4,7 +4,8 @@ import json
 import numpy as np
 import pytest
 
-from verify.compare import exit_code, format_table, guard_verdicts, main, run_experiments, validate_record, write_results
+from verify.compare import (exit_code, format_table, guard_verdicts, main, run_experiments, validate_record,
+                            write_results)
 from verify.experiments._common import Unavailable, draw_figure, fit_power_law, make_row, require
 
 

@@ -216,7 +216,8 @@ def test_vggnet_initialisation_and_shuffle():
 
 @pytest.mark.parametrize("kw,name", [(dict(config="vgg99"), "config"), (dict(config=("M", 8)), "config"),
                                      (dict(config=(8, 0)), "config"), (dict(width_mult=0), "width_mult"),
-                                     (dict(width_mult=float("nan")), "width_mult"), (dict(width_mult=True), "width_mult"),
+                                     (dict(width_mult=float("nan")), "width_mult"),
+                                     (dict(width_mult=True), "width_mult"),
                                      (dict(in_channels=0), "in_channels")])
 def test_vggnet_bad_arguments(kw, name):
     from verify.models import VGGNet

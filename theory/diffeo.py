@@ -189,7 +189,8 @@ def typical_displacement_sq(T, c, n, cutoff: str = "code", a=1, b=1) -> sp.Expr:
 
 
 def typical_displacement(T, c, n, cutoff: str = "code", a=1, b=1) -> sp.Expr:
-    r"""Exact rms length :math:`\delta` (pixels) of the displacement at the image centre: :math:`\sqrt{2Tn^2S_{\rm odd}(c)}`."""
+    r"""Exact rms length :math:`\delta` (pixels) of the displacement at the image centre,
+    :math:`\delta = \sqrt{2Tn^2S_{\rm odd}(c)}`."""
     return sp.sqrt(typical_displacement_sq(T, c, n, cutoff, a, b))
 
 
@@ -248,7 +249,8 @@ def temperature_range_paper(n, c) -> tuple[sp.Expr, sp.Expr]:
     t_max = 4 / (sp.pi**3 * c_**2 * sp.log(c_))
     if not t_min < t_max:
         raise ValueError(
-            f"empty temperature window for n={n}, c={c}: T_min >= T_max; the paper's window needs c < 2n/pi = {float(2 * n_ / sp.pi):.3f}"
+            f"empty temperature window for n={n}, c={c}: T_min >= T_max; "
+            f"the paper's window needs c < 2n/pi = {float(2 * n_ / sp.pi):.3f}"
         )
     return t_min, t_max
 
@@ -267,7 +269,8 @@ def temperature_range_exact(n, c, cutoff: str = "code", a=1, b=1) -> tuple[sp.Ex
     t_max = 1 / (sp.pi**2 * mode_count(c_, cutoff, a, b) * sp.log(c_))
     if not t_min < t_max:
         raise ValueError(
-            f"empty temperature window for n={n}, c={c} (cutoff={cutoff!r}): T_min={float(t_min):.4g} >= T_max={float(t_max):.4g}; lower c"
+            f"empty temperature window for n={n}, c={c} (cutoff={cutoff!r}): "
+            f"T_min={float(t_min):.4g} >= T_max={float(t_max):.4g}; lower c"
         )
     return t_min, t_max
 

@@ -70,7 +70,10 @@ def _real_filters(filters) -> np.ndarray:
 
 
 def path_laplacian(n: int = 3) -> sp.Matrix:
-    """Laplacian L_P = Deg - A of the path graph with n vertices (free boundary): diag (1, 2, …, 2, 1), -1 off-diagonal."""
+    """Laplacian L_P = Deg - A of the path graph with n vertices (free boundary).
+
+    diag (1, 2, …, 2, 1), -1 off-diagonal.
+    """
     n = _check_n(n)
     L = sp.zeros(n, n)
     for i in range(n - 1):

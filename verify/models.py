@@ -299,7 +299,8 @@ class VGGNet(nn.Module):
         config = tuple(config)
         if not config or any(not (c == "M" or (isinstance(c, (int, np.integer)) and not isinstance(c, bool)
                                                 and c >= 1)) for c in config) or "M" == config[0]:
-            raise ValueError(f"config must be conv widths (integers >= 1) and 'M', starting with a conv, got {config!r}")
+            raise ValueError("config must be conv widths (integers >= 1) and 'M', starting with a conv, "
+                             f"got {config!r}")
         if isinstance(width_mult, bool) or not (isinstance(width_mult, (int, float)) and math.isfinite(width_mult)
                                                 and width_mult > 0):
             raise ValueError(f"width_mult must be a finite number > 0, got {width_mult!r}")

@@ -12,8 +12,8 @@ rotation invariant.
 
 * :class:`TwoLayerReLU`, :func:`symmetric_init` -- the model (a ``torch.nn.Module``);
 * :func:`train` -- closed-form gradients (no autograd graph), float64, a fused numba kernel on CPU (two passes over
-  the neurons, each neuron's P pre-activations recomputed in a buffer) or torch matmuls on GPU, adaptive step with rejection
-  and stopping rules (train error, stall, max steps / time);
+  the neurons, each neuron's P pre-activations recomputed in a buffer) or torch matmuls on GPU, adaptive step with
+  rejection and stopping rules (train error, stall, max steps / time);
 * :func:`empirical_ntk`, :func:`krr_predict` -- finite-width NTK and the infinite-width lazy limit;
 * :func:`sweep` / :func:`run` / ``python -m verify.spherical --out DIR [--quick]`` -- learning curves of the lazy
   (NTK regression) and feature (min-L1 interpolant, :func:`numerics.atoms.min_l1_interpolant`) predictors,
@@ -274,8 +274,9 @@ def train(model: TwoLayerReLU, x, y, *, lr: float = 1.0, max_steps: int = 100_00
     ``dL/dbeta_i = (1/h) sum_mu r_mu sigma(z_{mu i})``, ``dL/dw_i = (beta_i/h) sum_mu r_mu sigma'(z_{mu i}) x_mu``,
     ``dL/db_i = (beta_i/h) sum_mu r_mu sigma'(z_{mu i})``.  ``adaptive``: a step that raises the loss is rejected and
     the rate halved, an accepted step multiplies it by 1.05 up to ``lr_max`` (default ``16 lr``) -- a discretisation
-    of the same gradient flow at the largest stable rate.  Stops when ``train_error = <(F-y)^2>/<y^2> <= loss_tol`` (converged), when the loss fell
-    by less than a fraction ``stall_rtol`` over ``patience`` steps, or at ``max_steps`` / ``max_time`` seconds;
+    of the same gradient flow at the largest stable rate.  Stops when ``train_error = <(F-y)^2>/<y^2> <= loss_tol``
+    (converged), when the loss fell by less than a fraction ``stall_rtol`` over ``patience`` steps, or at
+    ``max_steps`` / ``max_time`` seconds;
     Ctrl-C stops cleanly.  ``backend``: ``"numba"`` (CPU, fused), ``"torch"`` (closed form, any device), ``"auto"``.
     Feature regime (alpha << 1): pass ``lr ~ alpha`` and ``adaptive=False`` (module notes, :func:`trained_regimes`).
     """
@@ -761,7 +762,8 @@ def run(*, quick: bool, out_dir: pathlib.Path, seed: int = 0, device: str = "cpu
                          predicted=f"feature <= P = {Pm} < lazy", measured=f"{af:.0f} vs {al:.0f}",
                          tolerance=None, verdict="pass" if af <= Pm < al else "fail"))
         frac = np.mean([r["S_feature"] > r["S_lazy"] for r in rr])
-        sf, sl = np.exp(np.mean(np.log([r["S_feature"] for r in top]))), np.exp(np.mean(np.log([r["S_lazy"] for r in top])))
+        sf, sl = (np.exp(np.mean(np.log([r["S_feature"] for r in top]))),
+                  np.exp(np.mean(np.log([r["S_lazy"] for r in top]))))
         rows.append(dict(experiment="spherical", quantity=f"S_feature / S_lazy (d={d}, P={Pm})",
                          predicted="> 1", measured=float(sf / sl), tolerance=f"S_F > S_L in {frac:.0%} of runs",
                          verdict="pass" if frac == 1.0 else "fail"))

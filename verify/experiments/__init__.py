@@ -1,7 +1,8 @@
 """Registry of the verification experiments run by ``python -m verify.compare``.
 
 Each experiment is a module with ``NAME`` and ``run(*, quick, out_dir, seed, device, size=None) -> record`` where
-``record = {"name", "rows", "data", "figures"}`` (contract: :func:`verify.compare.validate_record`); ``size="tiny"`` is the test-suite size.
+``record = {"name", "rows", "data", "figures"}`` (contract: :func:`verify.compare.validate_record`);
+``size="tiny"`` is the test-suite size.
 Modules needed from other parts of the toolkit are imported inside ``run``; a missing one gives an "info" row.
 """
 from __future__ import annotations

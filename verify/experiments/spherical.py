@@ -1,6 +1,8 @@
-"""Spherical model (Petrini, Cagnetta, Vanden-Eijnden & Wyart 2022): lazy training keeps the data's rotation symmetry, feature
-training breaks it.  The experiment itself lives in ``verify.spherical`` (helper "spherical"); this module only
-forwards to its ``run`` and reports an "info" row when that module is not in the checkout.
+"""Spherical model (Petrini, Cagnetta, Vanden-Eijnden & Wyart 2022).
+
+Lazy training keeps the data's rotation symmetry, feature training breaks it.  The experiment itself lives in
+``verify.spherical`` (helper "spherical"); this module only forwards to its ``run`` and reports an "info" row when
+that module is not in the checkout.
 """
 from __future__ import annotations
 
