@@ -589,7 +589,7 @@ def _as3(pos: np.ndarray, dim: int) -> np.ndarray:
 def _sparse_tables(geom: "NetGeometry"):
     L, kt = geom.layers, geom.kt
     R = geom.n + 2 * geom.xi + 2 * L + 12
-    kap, F1, F2 = _ex.all_tables(geom.n, kt, geom.dim, geom.periodic, 2 * L + 2, R)
+    kap, F1, F2 = _ex.all_tables(geom.n, geom.dim, geom.periodic, 2 * L + 2, R)
     k1 = np.array([1.0, 1.0, 1.0]) / 3.0
     kk = np.ones(1)
     for _ in range(kt):

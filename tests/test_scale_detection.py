@@ -476,12 +476,12 @@ def test_axis_tables_are_kernel_powers(n, periodic):
     mod n), and the trivial axis is a delta.  1e-14 absolute: <= 8 float64 averaging steps of values <= 1."""
     from theory.scale_exact import axis_tables
     R, M = 12, 8
-    kap, _, _ = axis_tables(n, 1, periodic, M, R, trivial=False)
+    kap, _, _ = axis_tables(n, periodic, M, R, trivial=False)
     for m in range(M + 1):
         T, d = _trinomial_row(m) / 3.0 ** m, np.arange(-m, m + 1)
         want = [T[(d - t) % n == 0].sum() if periodic else T[d == t].sum() for t in range(-R, R + 1)]
         np.testing.assert_allclose(kap[m], want, rtol=0, atol=1e-14)
-    triv, _, _ = axis_tables(n, 1, periodic, M, R, trivial=True)
+    triv, _, _ = axis_tables(n, periodic, M, R, trivial=True)
     assert np.all(triv == (np.arange(-R, R + 1) == 0))
 
 
@@ -493,7 +493,7 @@ def test_axis_tables_box_sum_identity(m, a, la, c, lc):
     sum itself; both are float64 sums of <= 25 terms <= 1: 1e-13."""
     from theory.scale_exact import axis_tables
     R = 24
-    kap, _, F2 = axis_tables(9, 1, False, m, R, trivial=False)
+    kap, _, F2 = axis_tables(9, False, m, R, trivial=False)
     b, d = a + la, c + lc
     brute = sum(kap[m, s - t + R] for s in range(a, b + 1) for t in range(c, d + 1))
     F = lambda t: F2[m, t + R]  # noqa: E731  (all arguments here are >= -R)

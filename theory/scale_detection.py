@@ -489,7 +489,7 @@ def exact_layers(xi: int, n: int, *, dim: int = 1, stride: int = 1, layers: int 
     L, kt = spec.layers, spec.kt
     if spec.stride == 1:
         R = spec.n + 2 * spec.xi + 2 * L + 12
-        kap, F1, F2 = _ex.all_tables(spec.n, kt, spec.dim, spec.periodic, 2 * L + 2, R)
+        kap, F1, F2 = _ex.all_tables(spec.n, spec.dim, spec.periodic, 2 * L + 2, R)
         numD, normsq, ov_mean, _ = _ex.clean_sums(spec.n, kt, spec.dim, spec.periodic, L, kap, F1, F2, R)
         mean_sq = _mean_map_sq_stride1(spec, kap, R, ov_mean)
         sigma = math.sqrt(numD[0] / spec.n ** spec.dim)

@@ -24,7 +24,7 @@ from numba import njit
 # kernel tables
 
 
-def axis_tables(n: int, kt: int, periodic: bool, max_order: int, R: int, trivial: bool):
+def axis_tables(n: int, periodic: bool, max_order: int, R: int, trivial: bool):
     """kappa_m, F1_m, F2_m for m = 0..max_order on t in [-R, R] for one axis."""
     width = 2 * R + 1
     kap = np.zeros((max_order + 1, width))
@@ -48,12 +48,12 @@ def axis_tables(n: int, kt: int, periodic: bool, max_order: int, R: int, trivial
     return kap, F1, F2
 
 
-def all_tables(n: int, kt: int, dim: int, periodic: bool, max_order: int, R: int):
+def all_tables(n: int, dim: int, periodic: bool, max_order: int, R: int):
     kap = np.zeros((2, max_order + 1, 2 * R + 1))
     F1 = np.zeros_like(kap)
     F2 = np.zeros_like(kap)
     for a in range(2):
-        kap[a], F1[a], F2[a] = axis_tables(n, kt, periodic, max_order, R, trivial=(a >= dim))
+        kap[a], F1[a], F2[a] = axis_tables(n, periodic, max_order, R, trivial=(a >= dim))
     return kap, F1, F2
 
 
