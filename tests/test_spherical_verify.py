@@ -96,7 +96,7 @@ def test_lazy_network_reproduces_kernel_regression():
     assert math.isclose(r["err_net"], r["err_krr"], rel_tol=0.2)
 
 
-def test_trained_networks_show_the_two_regimes():
+def test_trained_networks_show_the_two_regimes(tmp_path):
     """Trained networks, not their limits (Petrini et al. 2022): at alpha = 1e-25 (lr = 2 alpha, the small-init
     dynamics) the network condenses onto fewer atoms than P and generalizes worse and is less rotation-stable than
     the lazy network (alpha = 1e3).  Measured at 2.5e5 steps (seed 0, 30 s): atoms 38 vs 397, error ratio 2.1,
@@ -116,6 +116,9 @@ def test_trained_networks_show_the_two_regimes():
     bad = json.loads(json.dumps(tr))
     bad["records"][0]["feature"]["train_error"] = bad["records"][0]["feature"]["err"]
     assert [row["verdict"] for row in vs._trained_rows(bad)][:3] == ["fail"] * 3
+    # the neuron-measure figure (seed 0): a PNG, masses normalised per regime
+    assert sum(r["feature"]["mass"]) == pytest.approx(1) and len(r["lazy"]["directions"]) == 1000
+    assert (tmp_path / vs._neuron_figure(tr, tmp_path)).stat().st_size > 10_000
 
 
 @pytest.mark.parametrize("kw, name", [

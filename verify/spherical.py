@@ -664,6 +664,14 @@ def trained_regimes(*, d: int = 3, P: int = 64, h: int = 1000, alpha_lazy: float
             rec[reg] = dict(alpha=alpha, lr=lr, steps=res.steps, reason=res.reason, train_error=res.train_error,
                             seconds=res.seconds, err=float(np.mean((pred - D.y_test) ** 2)), atoms=atoms.n_atoms,
                             atoms_eff=atoms.n_effective, S=S.value, S_se=S.se)
+            if s == 0:  # the neuron measure of the first seed, for the figure: unit directions and |beta| |w|
+                with torch.no_grad():
+                    W, beta = m.w.cpu().numpy(), m.beta.cpu().numpy()
+                nw = np.linalg.norm(W, axis=1)
+                rec[reg]["directions"] = (W / np.maximum(nw, 1e-300)[:, None]).round(5).tolist()
+                rec[reg]["mass"] = (np.abs(beta) * nw / np.sum(np.abs(beta) * nw)).tolist()
+        if s == 0:
+            rec["x_train"] = D.x.round(5).tolist()
         rec["ntk_err"] = float(np.mean((krr_predict(D.x, D.y, D.x_test) - D.y_test) ** 2))
         sol = min_l1_interpolant(D.x, D.y, sample_sphere(int(dict_factor * P), d, seed=rdict))
         rec["l1_err"] = float(np.mean((sol(D.x_test) - D.y_test) ** 2))
@@ -673,7 +681,7 @@ def trained_regimes(*, d: int = 3, P: int = 64, h: int = 1000, alpha_lazy: float
                 feature_steps=feature_steps, max_time=max_time, theta=theta, records=recs)
 
 
-def _figures(sw: dict, out_dir: pathlib.Path) -> list[str]:
+def _figures(sw: dict, out_dir: pathlib.Path, tr: dict | None = None) -> list[str]:
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -710,7 +718,37 @@ def _figures(sw: dict, out_dir: pathlib.Path) -> list[str]:
     fig.savefig(p, dpi=110)
     plt.close(fig)
     figs.append(p.name)
+    if tr is not None and tr["d"] == 3 and "directions" in tr["records"][0]["lazy"]:
+        figs.append(_neuron_figure(tr, out_dir))
     return figs
+
+
+def _neuron_figure(tr: dict, out_dir: pathlib.Path) -> str:
+    """Neuron measure of the trained pair (seed 0, d = 3): each neuron's unit direction on S^2 in an equal-area
+    (Mollweide) map, marker area proportional to its share of ``sum |beta| |w|``; crosses: the training points."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rec = tr["records"][0]
+    fig = plt.figure(figsize=(12, 4.2))
+    for i, reg in enumerate(("lazy", "feature")):
+        ax = fig.add_subplot(1, 2, i + 1, projection="mollweide")
+        u, m = np.asarray(rec[reg]["directions"]), np.asarray(rec[reg]["mass"])
+        x = np.asarray(rec["x_train"])
+        for pts, kw in ((x, dict(marker="x", c="k", s=12, lw=0.6)),
+                        (u, dict(s=4000 * m, c="C0" if reg == "lazy" else "C3", alpha=0.5))):
+            ax.scatter(np.arctan2(pts[:, 1], pts[:, 0]), np.arcsin(np.clip(pts[:, 2], -1, 1)), **kw)
+        ax.set_title(f"{reg} (alpha = {rec[reg]['alpha']:g}): {rec[reg]['atoms']} atoms, "
+                     f"test MSE {rec[reg]['err']:.1e}", fontsize=9)
+        ax.set_xticklabels([])
+        ax.set_yticklabels([])
+    fig.suptitle(f"neuron directions after training (d = 3, P = {tr['P']}, h = {tr['h']}; area ~ |beta| |w|)")
+    fig.tight_layout()
+    p = out_dir / "spherical_neurons.png"
+    fig.savefig(p, dpi=110)
+    plt.close(fig)
+    return p.name
 
 
 def run(*, quick: bool, out_dir: pathlib.Path, seed: int = 0, device: str = "cpu", size: str | None = None,
@@ -782,7 +820,7 @@ def run(*, quick: bool, out_dir: pathlib.Path, seed: int = 0, device: str = "cpu
         tr = trained_regimes(**TRAINED[size], seed=seed, device=device)
         data["trained_regimes"] = tr
         rows.extend(_trained_rows(tr))
-    figs = _figures(sw, out_dir)
+    figs = _figures(sw, out_dir, data.get("trained_regimes"))
     from verify.experiments._common import jsonable  # strict JSON: NaN/inf -> null
     with open(out_dir / "spherical.json", "w") as fh:
         json.dump(jsonable(data), fh, indent=1, allow_nan=False, default=float)
