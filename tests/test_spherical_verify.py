@@ -126,6 +126,7 @@ def test_trained_networks_show_the_two_regimes(tmp_path):
     (dict(max_time=0.0), "max_time"), (dict(feature_steps=0), "feature_steps"), (dict(seeds=0), "seeds"),
     (dict(dict_factor=0.5), "dict_factor"), (dict(alpha_feature=float("nan")), "alpha"),
     (dict(feature_lr=-1.0), "feature_lr"), (dict(feature_lr=float("inf")), "feature_lr"),
+    (dict(feature_lr=True), "feature_lr"),
 ])
 def test_trained_regimes_bad_arguments(kw, name):
     with pytest.raises(ValueError, match=f"^{name}"):

@@ -639,7 +639,8 @@ def trained_regimes(*, d: int = 3, P: int = 64, h: int = 1000, alpha_lazy: float
     if not (alpha_feature < 1 <= alpha_lazy):
         raise ValueError(f"alpha_feature must be < 1 <= alpha_lazy, got {alpha_feature!r} and {alpha_lazy!r}")
     feature_lr = 2 * alpha_feature if feature_lr is None else feature_lr
-    if not (isinstance(feature_lr, (int, float)) and math.isfinite(feature_lr) and feature_lr > 0):
+    if isinstance(feature_lr, bool) or not (isinstance(feature_lr, (int, float)) and math.isfinite(feature_lr)
+                                            and feature_lr > 0):
         raise ValueError(f"feature_lr must be None or a finite number > 0, got {feature_lr!r}")
     if max_time is not None and not (math.isfinite(max_time) and max_time > 0):
         raise ValueError(f"max_time must be None or a finite number of seconds > 0, got {max_time!r}")
