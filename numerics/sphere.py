@@ -29,10 +29,6 @@ DISTRIBUTIONS = ("sphere", "gaussian", "ball")
 TARGETS = ("constant", "norm", "grf")
 
 
-def _rng(seed) -> np.random.Generator:
-    return generator(seed)
-
-
 def _check_P(P, name: str = "P") -> int:
     if isinstance(P, bool) or not isinstance(P, (int, np.integer)) or P < 1:
         raise ValueError(f"{name} must be a positive integer, got {P!r}")
@@ -48,20 +44,20 @@ def _check_d(d) -> int:
 def sample_sphere(P: int, d: int, *, seed=None) -> np.ndarray:
     """``P`` points uniform on S^{d-1}: ``g/|g|`` with ``g ~ N(0, I_d)`` (rotation invariance of the Gaussian)."""
     P, d = _check_P(P), _check_d(d)
-    g = _rng(seed).standard_normal((P, d))
+    g = generator(seed).standard_normal((P, d))
     return g / np.linalg.norm(g, axis=1, keepdims=True)
 
 
 def sample_gaussian(P: int, d: int, *, seed=None) -> np.ndarray:
     """``P`` points from ``N(0, I_d)``."""
     P, d = _check_P(P), _check_d(d)
-    return _rng(seed).standard_normal((P, d))
+    return generator(seed).standard_normal((P, d))
 
 
 def sample_ball(P: int, d: int, *, seed=None) -> np.ndarray:
     """``P`` points uniform in the unit ball: direction uniform, radius ``U^{1/d}`` (``P(r < s) = s^d``)."""
     P, d = _check_P(P), _check_d(d)
-    rng = _rng(seed)
+    rng = generator(seed)
     x = sample_sphere(P, d, seed=rng)
     return x * rng.random((P, 1)) ** (1.0 / d)
 
@@ -122,7 +118,7 @@ def make_teacher(d: int, smoothness: float, *, width: int = 100_000, seed=None) 
             and math.isfinite(smoothness) and smoothness >= 0.5):
         raise ValueError(f"smoothness (nu_t) must be a finite number >= 0.5, got {smoothness!r}")
     width = _check_P(width, "width")
-    rng = _rng(seed)
+    rng = generator(seed)
     theta = sample_sphere(width, d, seed=rng)
     signs = rng.choice(np.array([-1.0, 1.0]), size=width)
     return RandomTeacher(theta=theta, signs=signs, a=float(smoothness) - 0.5, smoothness=float(smoothness))
@@ -156,7 +152,7 @@ def make_dataset(P: int, d: int, *, target: str = "constant", smoothness: float 
         raise ValueError(f"target must be one of {TARGETS}, got {target!r}")
     if distribution not in DISTRIBUTIONS:
         raise ValueError(f"distribution must be one of {DISTRIBUTIONS}, got {distribution!r}")
-    rng = _rng(seed)
+    rng = generator(seed)
     x = sample_inputs(P, d, distribution, seed=rng)
     xt = sample_inputs(P_test, d, distribution, seed=rng)
     teacher = None

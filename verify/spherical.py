@@ -59,6 +59,12 @@ def _check_int(v, name: str, lo: int) -> int:
     return int(v)
 
 
+def _check_dict_factor(v) -> None:
+    """The dictionary of :func:`sweep` / :func:`trained_regimes` holds ``v * P`` directions: ``v >= 1``."""
+    if not v >= 1:
+        raise ValueError(f"dict_factor must be >= 1, got {v}")
+
+
 def _check_alpha(alpha) -> float:
     a = float(alpha)
     if not (math.isfinite(a) and a > 0):
@@ -523,8 +529,7 @@ def sweep(*, ds=(3, 5), Ps=(64, 128, 256, 512, 1024, 2048), seeds: int = 3, P_te
     for P in Ps:
         _check_int(P, "P", 2)
     _check_int(seeds, "seeds", 1)
-    if not dict_factor >= 1:
-        raise ValueError(f"dict_factor must be >= 1, got {dict_factor}")
+    _check_dict_factor(dict_factor)
     nu = math.inf if target != "grf" else float(smoothness)
     recs = []
     it = [(d, P, s) for d in ds for P in Ps for s in range(seeds)]
@@ -632,8 +637,6 @@ def trained_regimes(*, d: int = 3, P: int = 64, h: int = 1000, alpha_lazy: float
     for name, v, lo in (("d", d, 2), ("P", P, 2), ("h", h, 2), ("seeds", seeds, 1), ("P_test", P_test, 1),
                         ("feature_steps", feature_steps, 1)):
         _check_int(v, name, lo)
-    if h % 2:
-        raise ValueError(f"h must be even (symmetric pairs), got {h}")
     _check_alpha(alpha_lazy)
     _check_alpha(alpha_feature)
     if not (alpha_feature < 1 <= alpha_lazy):
@@ -644,8 +647,7 @@ def trained_regimes(*, d: int = 3, P: int = 64, h: int = 1000, alpha_lazy: float
         raise ValueError(f"feature_lr must be None or a finite number > 0, got {feature_lr!r}")
     if max_time is not None and not (math.isfinite(max_time) and max_time > 0):
         raise ValueError(f"max_time must be None or a finite number of seconds > 0, got {max_time!r}")
-    if not dict_factor >= 1:
-        raise ValueError(f"dict_factor must be >= 1, got {dict_factor}")
+    _check_dict_factor(dict_factor)
     recs = []
     for s in range(seeds):
         ss = np.random.SeedSequence([seed, d, P, h, s, 7])
