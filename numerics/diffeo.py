@@ -14,16 +14,31 @@ Conventions (pixel coordinates :math:`p_y\in[0,H-1]`, :math:`p_x\in[0,W-1]`, N =
   with :math:`k_{ij}^2 = (i/a)^2+(j/b)^2`, :math:`a=(H-1)/(N-1)`, :math:`b=(W-1)/(N-1)`: the cut-off acts on the
   physical wavenumber, so rectangular images are deformed isotropically. For H = W = n this is exactly the
   reference field (grid ``linspace(0, 1, n)``, amplitude n√T, variance T/(i²+j²));
-* one independent field per sample of the batch (the reference shares one field across a call);
 * the image is pulled back, :math:`\tau x(p) = x(p - D(p))`, with source coordinates clamped to the image
-  (bilinear or nearest interpolation). Border pixels never move: the sine tables vanish exactly there.
+  (bilinear, nearest or Gaussian interpolation). Border pixels never move: the sine tables vanish exactly there.
 
-Numpy input runs a fused numba kernel (synthesis + remap, parallel over the batch); torch input runs on the
-tensor's device and is differentiable with respect to the image.
+**Which axes get their own field** (``batch_dims``). ``x`` has shape ``(*batch, *channels, H, W)`` with
+``batch_dims`` batch axes: every index of the batch axes gets its own independent field, shared by all the
+other leading axes (channels). ``batch_dims=1`` (default): ``(B, [C...,] H, W)``, one field per ``x[b]``.
+``batch_dims=0``: one field for the whole ``[..., H, W]`` array, which is what the reference
+``deform(image, T, cut, interp)`` does (one field per call). Sample ``k`` of a :class:`SineDiffeo` deforms the
+``k``-th index of the batch axes in C order.
+
+**Dtypes.** float32 and float64 are deformed and returned in their dtype; float16 and bfloat16 are deformed in
+float32 and returned in their dtype; uint8 is deformed in float32, rounded half to even, clamped to [0, 255] and
+returned as uint8. Other numpy integer arrays are deformed and returned in float64; torch integer tensors other
+than uint8 are refused.
+
+**Paths.** Numpy input runs a fused numba kernel (synthesis + remap, parallel over image rows). A CPU torch
+tensor that needs no gradient (neither it nor the sine coefficients require grad) runs the same kernel on a
+zero-copy view of its memory. Otherwise (a GPU tensor, or autograd) torch operations run on the tensor's device,
+differentiable with respect to the image and to the sine coefficients (:meth:`SineDiffeo.to_torch`).
 """
 from __future__ import annotations
 
+import dataclasses
 import math
+import sys
 from dataclasses import dataclass
 from fractions import Fraction
 from functools import lru_cache
@@ -35,14 +50,31 @@ from numba import njit, prange
 from numerics.seeds import generator
 from theory import diffeo as _th
 
-INTERPOLATIONS = ("linear", "nearest")
+__all__ = [
+    "CUTOFFS", "INTERPOLATIONS", "METHODS", "GAUSSIAN_SIGMA", "GAUSSIAN_RADIUS", "check_real", "check_choice",
+    "SineDiffeo", "sample_diffeos", "sample_fields", "remap", "deform", "typical_displacement",
+    "temperature_for_displacement", "temperature_range", "single_mode_temperature_range",
+]
+
+CUTOFFS = _th.CUTOFF_RULES
+INTERPOLATIONS = ("linear", "nearest", "gaussian")
 METHODS = ("exact", "paper", "asymptotic")
+#: width (pixels) of the Gaussian interpolation kernel, the value hard-coded in the reference
+#: ``remap(..., interp='gaussian')`` (pcsl-epfl/diffeomorphism, diff.py; no derivation is given there)
+GAUSSIAN_SIGMA = 0.4715
+#: taps kept per axis by the Gaussian interpolation: the 2R pixels floor(s)-R+1 .. floor(s)+R around the source
+#: coordinate s. A dropped pixel is >= R pixels away, its weight relative to the nearest pixel's (<= 1/2 pixel away)
+#: is below exp(-(R² - 1/4)/(2σ²)) = 6.7e-25 for R = 5: far below float64 resolution, so the result is the
+#: reference's sum over all pixels up to rounding
+GAUSSIAN_RADIUS = 5
 
 
 # ----------------------------------------------------------------------------------------------------------
 # validation
 # ----------------------------------------------------------------------------------------------------------
-def _check_real(value: Any, name: str, low: float | None = None, low_inclusive: bool = True) -> float:
+def check_real(value: Any, name: str, low: float | None = None, low_inclusive: bool = True) -> float:
+    """``value`` as a finite float (not a bool), ``>= low`` (``> low`` if not ``low_inclusive``); else ValueError
+    naming ``name`` and the allowed range. The real-number rule of this module's arguments (T, c, delta, ...)."""
     if isinstance(value, bool):
         raise ValueError(f"{name} must be a real number, got {value!r}")
     try:
@@ -57,15 +89,20 @@ def _check_real(value: Any, name: str, low: float | None = None, low_inclusive: 
     return v
 
 
+def check_choice(value: Any, name: str, choices: tuple[str, ...]) -> str:
+    """``value`` if it is one of ``choices`` (e.g. :data:`CUTOFFS`, :data:`INTERPOLATIONS`, :data:`METHODS`), else
+    ValueError naming ``name`` and the choices."""
+    if not isinstance(value, str) or value not in choices:
+        raise ValueError(f"{name} must be one of {choices}, got {value!r}")
+    return value
+
+
 def _check_cutoff(cutoff: str) -> None:
-    if cutoff not in _th.CUTOFF_RULES:
-        raise ValueError(f"cutoff must be one of {_th.CUTOFF_RULES}, got {cutoff!r}")
+    check_choice(cutoff, "cutoff", CUTOFFS)
 
 
 def _check_interp(interp: str) -> int:
-    if interp not in INTERPOLATIONS:
-        raise ValueError(f"interp must be one of {INTERPOLATIONS}, got {interp!r}")
-    return INTERPOLATIONS.index(interp)
+    return INTERPOLATIONS.index(check_choice(interp, "interp", INTERPOLATIONS))
 
 
 def _check_size(value: Any, name: str) -> int:
@@ -74,11 +111,34 @@ def _check_size(value: Any, name: str) -> int:
     return int(value)
 
 
+def _check_batch_dims(batch_dims: Any) -> int:
+    if isinstance(batch_dims, bool) or not isinstance(batch_dims, (int, np.integer)):
+        raise TypeError(f"batch_dims must be an integer >= 0 (the number of leading batch axes), got {batch_dims!r}")
+    if batch_dims < 0:
+        raise ValueError(f"batch_dims must be an integer >= 0 (the number of leading batch axes), got {batch_dims!r}")
+    return int(batch_dims)
+
+
+def _torch():
+    import torch
+
+    return torch
+
+
+def _is_torch(x: Any) -> bool:
+    """True for a torch.Tensor (or a subclass of it) or a torch.Generator; torch is not imported for the test."""
+    torch = sys.modules.get("torch")
+    return torch is not None and isinstance(x, (torch.Tensor, torch.Generator))
+
+
 def _normal_sampler(seed: Any):
     """A function ``shape -> standard normal float64 array`` drawing from ``seed`` (None, int, numpy Generator,
     or torch.Generator; the torch generator draws on its own device and the result is moved to the host)."""
     if _is_torch(seed):
         torch = _torch()
+        if not isinstance(seed, torch.Generator):
+            raise ValueError(f"seed must be None, an integer >= 0, a numpy Generator or a torch.Generator, "
+                             f"got {seed!r}")
         return lambda shape: torch.randn(shape, generator=seed, dtype=torch.float64, device=seed.device).cpu().numpy()
     rng = generator(seed)
     return rng.standard_normal
@@ -125,40 +185,96 @@ def _sine_table(kmax: int, length: int) -> np.ndarray:
 
 
 def _as_fraction(c: Any) -> Fraction:
-    v = _check_real(c, "c")
+    v = check_real(c, "c")
     if v < 1:
         raise ValueError(f"c (the cut-off) must be >= 1, got {c!r}")
     return Fraction(c) if isinstance(c, (int, np.integer)) else Fraction(v)
 
 
-@dataclass(frozen=True)
+def _per_sample(value: Any, name: str, batch: int, low: float) -> float | np.ndarray:
+    """A scalar (checked by :func:`check_real`) or a read-only float64 array of shape (batch,), finite, >= low."""
+    if np.ndim(value) == 0:
+        return check_real(value, name, low)
+    arr = np.asarray(value)
+    if arr.dtype.kind not in "fiu":
+        raise ValueError(f"{name} must be a real number or a real array of shape (batch,), got dtype {arr.dtype}")
+    if arr.shape != (batch,):
+        raise ValueError(f"{name} must be a scalar or have shape (batch,) = ({batch},), got shape {arr.shape}")
+    arr = arr.astype(np.float64)
+    if not np.isfinite(arr).all():
+        raise ValueError(f"{name} must be finite, got non-finite entries")
+    if (arr < low).any():
+        raise ValueError(f"{name} must be >= {low} for every sample, got min {arr.min()!r}")
+    arr.setflags(write=False)
+    return arr
+
+
+def _coef_numpy(coef: Any) -> np.ndarray:
+    """The coefficients as a float64 numpy array (a torch tensor is detached and moved to the host)."""
+    if _is_torch(coef):
+        return coef.detach().to("cpu", dtype=_torch().float64).numpy()
+    return coef
+
+
+@dataclass(frozen=True, eq=False)
 class SineDiffeo:
     r"""A batch of sampled sine diffeomorphisms (one per sample), in pixel units.
 
     ``coef[b, comp, m]`` is :math:`N\sqrt T z_{ij}/k_{ij}` for mode ``m = (mi[m]+1, mj[m]+1)``; component 0
-    moves rows (vertical), component 1 columns (horizontal).
+    moves rows (vertical), component 1 columns (horizontal). ``coef`` is a float64 numpy array, or a floating
+    torch tensor (:meth:`to_torch`): :func:`deform` of a torch image is then differentiable with respect to it
+    (adversarial diffeomorphisms ascend that gradient). ``T`` and ``c`` are floats, or float arrays of shape
+    (batch,) when every sample has its own (c, T) (:func:`sample_diffeos` with arrays); a mode beyond a sample's
+    cut-off has coefficient exactly 0 for that sample.
     """
 
-    coef: np.ndarray  # (B, 2, M) float64
+    coef: Any  # (B, 2, M): float64 numpy array or floating torch tensor
     mi: np.ndarray  # (M,) 0-based vertical mode index
     mj: np.ndarray  # (M,) 0-based horizontal mode index
     height: int
     width: int
-    T: float
-    c: float
+    T: Any
+    c: Any
     cutoff: str
+
+    def __post_init__(self) -> None:
+        shape = tuple(self.coef.shape)
+        if len(shape) != 3 or shape[1] != 2 or shape[2] != len(self.mi) or len(self.mj) != len(self.mi):
+            raise ValueError(f"coef must have shape (batch, 2, {len(self.mi)}) (one row per mode), got {shape}")
 
     @property
     def batch(self) -> int:
-        return self.coef.shape[0]
+        return int(self.coef.shape[0])
 
-    def fields(self) -> np.ndarray:
-        """Displacement fields on the pixel grid, shape (B, 2, H, W), pixel units."""
+    def fields(self) -> Any:
+        """Displacement fields on the pixel grid, shape (B, 2, H, W), pixel units: a numpy array, or a torch tensor
+        (differentiable, on ``coef``'s device and dtype) when ``coef`` is a tensor."""
+        if _is_torch(self.coef):
+            return _fields_torch(self, self.coef.device, self.coef.dtype)
         return _synthesize(self.coef, self.mi, self.mj, *self.sine_tables())
 
     def sine_tables(self) -> tuple[np.ndarray, np.ndarray]:
         """(sy, sx): sy[i-1, p_y] = sin(iπ p_y/(H-1)), sx[j-1, p_x] = sin(jπ p_x/(W-1)), exactly 0 on the border."""
         return _sine_table(int(self.mi.max()) + 1, self.height), _sine_table(int(self.mj.max()) + 1, self.width)
+
+    def to_torch(self, device: Any = None, dtype: Any = None, requires_grad: bool = False) -> SineDiffeo:
+        """A copy whose ``coef`` is a new torch tensor (default float64 on the CPU), a leaf that requires grad if
+        ``requires_grad``: ``d = sample_diffeos(...).to_torch(requires_grad=True)``, ``deform(x, diffeo=d)``,
+        then ``d.coef.grad`` after a backward pass."""
+        torch = _torch()
+        dtype = torch.float64 if dtype is None else dtype
+        if _is_torch(self.coef):
+            coef = self.coef.detach().to(device=device, dtype=dtype).clone()
+        else:
+            coef = torch.tensor(self.coef, device=device, dtype=dtype)
+        if not coef.is_floating_point():
+            raise ValueError(f"dtype must be a floating-point torch dtype, got {dtype}")
+        return dataclasses.replace(self, coef=coef.requires_grad_(bool(requires_grad)))
+
+    def approximate_inverse(self) -> SineDiffeo:
+        r"""The diffeomorphism with the opposite coefficients, :math:`D \to -D`: pulling back by it undoes the pull-back
+        by ``self`` to first order, :math:`x(p + D(p) - D(p + D(p))) = x(p - O(|D|\,|\nabla D|))`."""
+        return dataclasses.replace(self, coef=-self.coef)
 
     def min_jacobian_det(self, resolution: int = 4) -> np.ndarray:
         r"""Per sample, the minimum over a grid ``resolution`` times finer than the pixels of
@@ -173,7 +289,7 @@ class SineDiffeo:
         wy, wx = np.pi / (self.height - 1), np.pi / (self.width - 1)
         sy, cy = np.sin(ki * wy * gy), ki * wy * np.cos(ki * wy * gy)
         sx, cx = np.sin(kj * wx * gx), kj * wx * np.cos(kj * wx * gx)
-        return _min_det(self.coef, self.mi, self.mj, sy, cy, sx, cx)
+        return _min_det(np.ascontiguousarray(_coef_numpy(self.coef)), self.mi, self.mj, sy, cy, sx, cx)
 
     def folds(self, resolution: int = 4) -> np.ndarray:
         """Boolean mask of the samples whose map folds somewhere (det(I - ∇τ) <= 0)."""
@@ -184,8 +300,8 @@ def sample_diffeos(
     batch: int,
     height: int,
     width: int,
-    T: float,
-    c: float,
+    T: Any,
+    c: Any,
     *,
     cutoff: str = "code",
     seed: Any = None,
@@ -195,30 +311,47 @@ def sample_diffeos(
 ) -> SineDiffeo:
     r"""Draw ``batch`` independent maximum-entropy diffeomorphisms of an H×W image.
 
-    With ``resample_folds=True`` every sample whose map folds (:math:`\det(I-\nabla\tau)\le0` somewhere) is
-    redrawn until none does; this conditions the law on "is a diffeomorphism". ``seed``: None, int, numpy
-    Generator or torch.Generator. ``ValueError`` if some sample
-    still folds after ``max_tries`` rounds (T far above T_max).
+    ``T`` and ``c``: scalars (one law for the batch), or arrays of shape (batch,) (sample b has temperature
+    ``T[b]`` and cut-off ``c[b]``: the mode table is that of max(c), and the coefficients of the modes beyond
+    ``c[b]`` are 0). With ``resample_folds=True`` every sample whose map folds (:math:`\det(I-\nabla\tau)\le0`
+    somewhere) is redrawn until none does; this conditions the law on "is a diffeomorphism". ``seed``: None,
+    int, numpy Generator or torch.Generator. ``ValueError`` if some sample still folds after ``max_tries`` rounds
+    (T far above T_max).
     """
     if isinstance(batch, bool) or not isinstance(batch, (int, np.integer)) or batch < 1:
         raise ValueError(f"batch must be an integer >= 1, got {batch!r}")
+    batch = int(batch)
     height, width = _check_size(height, "height"), _check_size(width, "width")
-    T = _check_real(T, "T", 0.0)
+    T = _per_sample(T, "T", batch, 0.0)
     _check_cutoff(cutoff)
-    cf = _as_fraction(c)
+    if np.ndim(c) == 0:
+        cf, c_rows = _as_fraction(c), None
+    else:
+        c_rows = _per_sample(c, "c", batch, 1.0)
+        cf = Fraction(float(c_rows.max()))
     if isinstance(max_tries, bool) or not isinstance(max_tries, (int, np.integer)) or max_tries < 1:
         raise ValueError(f"max_tries must be an integer >= 1, got {max_tries!r}")
     normal = _normal_sampler(seed)
     mi, mj, inv_k = _mode_table(height, width, cf, cutoff)
-    scale = max(height, width) * math.sqrt(T) * inv_k
-    coef = normal((int(batch), 2, mi.size)) * scale
-    diffeo = SineDiffeo(coef, mi, mj, height, width, T, float(cf), cutoff)
-    if resample_folds and T > 0:
+    n = max(height, width)
+    if c_rows is None and np.ndim(T) == 0:
+        scale = n * math.sqrt(T) * inv_k  # (M,): one law for the batch
+    else:
+        scale = n * np.sqrt(np.broadcast_to(T, (batch,)))[:, None] * inv_k[None, :]
+        if c_rows is not None:
+            for cu in np.unique(c_rows):
+                umi, umj, _ = _mode_table(height, width, Fraction(float(cu)), cutoff)
+                kept = set(zip(umi.tolist(), umj.tolist()))
+                scale[c_rows == cu] *= np.array([(i, j) in kept for i, j in zip(mi.tolist(), mj.tolist())])
+        scale = scale[:, None, :]  # (B, 1, M)
+    coef = normal((batch, 2, mi.size)) * scale
+    diffeo = SineDiffeo(coef, mi, mj, height, width, T, float(cf) if c_rows is None else c_rows, cutoff)
+    if resample_folds and np.any(np.asarray(T) > 0):
         for _ in range(max_tries):
             bad = np.flatnonzero(diffeo.folds(fold_resolution))
             if bad.size == 0:
                 break
-            coef[bad] = normal((bad.size, 2, mi.size)) * scale
+            coef[bad] = normal((bad.size, 2, mi.size)) * (scale if scale.ndim == 1 else scale[bad])
         else:
             if diffeo.folds(fold_resolution).any():
                 raise ValueError(
@@ -229,7 +362,7 @@ def sample_diffeos(
 
 
 def sample_fields(
-    batch: int, height: int, width: int, T: float, c: float, *, cutoff: str = "code", seed: Any = None
+    batch: int, height: int, width: int, T: Any, c: Any, *, cutoff: str = "code", seed: Any = None
 ) -> np.ndarray:
     """Displacement fields (B, 2, H, W) in pixels, one independent field per sample (see module docstring)."""
     return sample_diffeos(batch, height, width, T, c, cutoff=cutoff, seed=seed).fields()
@@ -278,8 +411,9 @@ def _synthesize(coef, mi, mj, sy, sx):  # pragma: no cover - compiled
 
 
 @njit(cache=True, inline="always")
-def _pull_pixel(img, out, b, y, x, yy, xx, interp):  # pragma: no cover - compiled
-    """out[b, :, y, x] = img[b, :] at the source point (yy, xx), clamped to the image; bilinear or nearest."""
+def _pull_pixel(img, out, b, y, x, yy, xx, interp, buf):  # pragma: no cover - compiled
+    """out[b, :, y, x] = img[b, :] at the source point (yy, xx), clamped to the image; bilinear (0), nearest (1)
+    or Gaussian (2; ``buf`` is a (2, 2R) scratch array for the per-axis weights)."""
     C, H, W = img.shape[1], img.shape[2], img.shape[3]
     yy = min(max(yy, 0.0), H - 1.0)
     xx = min(max(xx, 0.0), W - 1.0)
@@ -291,6 +425,38 @@ def _pull_pixel(img, out, b, y, x, yy, xx, interp):  # pragma: no cover - compil
         return
     y0 = int(math.floor(yy))
     x0 = int(math.floor(xx))
+    if interp == 2:
+        # normalised Gaussian weights, separable: w(q) = exp(-|s - q|²/2σ²) / Σ_q' exp(-|s - q'|²/2σ²);
+        # written as ref + Σ w (x_q - ref) with ref the nearest pixel: a constant image stays exactly constant
+        R = GAUSSIAN_RADIUS  # a compile-time constant for numba
+        inv = 1.0 / (2.0 * GAUSSIAN_SIGMA * GAUSSIAN_SIGMA)
+        ylo = max(y0 - R + 1, 0)
+        yhi = min(y0 + R, H - 1)
+        xlo = max(x0 - R + 1, 0)
+        xhi = min(x0 + R, W - 1)
+        sy = 0.0
+        for q in range(ylo, yhi + 1):
+            e = math.exp(-((yy - q) ** 2) * inv)
+            buf[0, q - ylo] = e
+            sy += e
+        sx = 0.0
+        for q in range(xlo, xhi + 1):
+            e = math.exp(-((xx - q) ** 2) * inv)
+            buf[1, q - xlo] = e
+            sx += e
+        norm = sy * sx
+        yn = int(math.floor(yy + 0.5))
+        xn = int(math.floor(xx + 0.5))
+        for ch in range(C):
+            ref = float(img[b, ch, yn, xn])
+            acc = 0.0
+            for qy in range(ylo, yhi + 1):
+                inner = 0.0
+                for qx in range(xlo, xhi + 1):
+                    inner += buf[1, qx - xlo] * (float(img[b, ch, qy, qx]) - ref)
+                acc += buf[0, qy - ylo] * inner
+            out[b, ch, y, x] = ref + acc / norm
+        return
     fy = yy - y0
     fx = xx - x0
     y1 = min(y0 + 1, H - 1)
@@ -307,14 +473,13 @@ def _pull_pixel(img, out, b, y, x, yy, xx, interp):  # pragma: no cover - compil
 
 @njit(cache=True, parallel=True)
 def _deform_fused(img, coef, mi, mj, sy, sx, interp):  # pragma: no cover - compiled
-    """Per sample: synthesise both field components (separable sums) and pull the image back."""
+    """Per sample: synthesise both field components (separable sums) and pull the image back. ``img`` is a
+    contiguous (B, C, H, W) float32 or float64 array (the output has its dtype; the field is float64)."""
     B, C, H, W = img.shape
     M = coef.shape[2]
     ki = sy.shape[0]
-    out = np.empty_like(img)
+    acc = np.zeros((B, 2, ki, W))
     for b in prange(B):
-        acc_y = np.zeros((ki, W))
-        acc_x = np.zeros((ki, W))
         for m in range(M):
             cy = coef[b, 0, m]
             cx = coef[b, 1, m]
@@ -322,17 +487,24 @@ def _deform_fused(img, coef, mi, mj, sy, sx, interp):  # pragma: no cover - comp
             j = mj[m]
             for x in range(W):
                 s = sx[j, x]
-                acc_y[i, x] += cy * s
-                acc_x[i, x] += cx * s
-        for y in range(H):
-            for x in range(W):
-                dy = 0.0
-                dx = 0.0
-                for i in range(ki):
-                    s = sy[i, y]
-                    dy += s * acc_y[i, x]
-                    dx += s * acc_x[i, x]
-                _pull_pixel(img, out, b, y, x, y - dy, x - dx, interp)
+                acc[b, 0, i, x] += cy * s
+                acc[b, 1, i, x] += cx * s
+    out = np.empty_like(img)
+    rows = B * H
+    g = 1 if interp == 2 else 0  # per-row scratch buffers for the Gaussian weights, one shared dummy otherwise
+    scratch = np.empty((1 + g * (rows - 1), 2, 2 * GAUSSIAN_RADIUS))
+    for r in prange(rows):  # parallel over image rows: one large image uses every thread too
+        b = r // H
+        y = r - b * H
+        buf = scratch[g * r]
+        for x in range(W):
+            dy = 0.0
+            dx = 0.0
+            for i in range(ki):
+                s = sy[i, y]
+                dy += s * acc[b, 0, i, x]
+                dx += s * acc[b, 1, i, x]
+            _pull_pixel(img, out, b, y, x, y - dy, x - dx, interp, buf)
     return out
 
 
@@ -340,10 +512,15 @@ def _deform_fused(img, coef, mi, mj, sy, sx, interp):  # pragma: no cover - comp
 def _remap(img, fields, interp):  # pragma: no cover - compiled
     B, C, H, W = img.shape
     out = np.empty_like(img)
-    for b in prange(B):
-        for y in range(H):
-            for x in range(W):
-                _pull_pixel(img, out, b, y, x, y - fields[b, 0, y, x], x - fields[b, 1, y, x], interp)
+    rows = B * H
+    g = 1 if interp == 2 else 0  # per-row scratch buffers for the Gaussian weights, one shared dummy otherwise
+    scratch = np.empty((1 + g * (rows - 1), 2, 2 * GAUSSIAN_RADIUS))
+    for r in prange(rows):
+        b = r // H
+        y = r - b * H
+        buf = scratch[g * r]
+        for x in range(W):
+            _pull_pixel(img, out, b, y, x, y - fields[b, 0, y, x], x - fields[b, 1, y, x], interp, buf)
     return out
 
 
@@ -386,109 +563,241 @@ def _min_det(coef, mi, mj, sy, cy, sx, cx):  # pragma: no cover - compiled
 
 
 # ----------------------------------------------------------------------------------------------------------
+# images: shapes, dtypes, paths
+# ----------------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class _Layout:
+    """How an image array maps to the kernels' (B, C, H, W): B fields, C channels sharing each field."""
+
+    shape: tuple[int, ...]
+    batch_dims: int
+
+    @property
+    def B(self) -> int:
+        return math.prod(self.shape[: self.batch_dims])
+
+    @property
+    def C(self) -> int:
+        return math.prod(self.shape[self.batch_dims : -2])
+
+    @property
+    def HW(self) -> tuple[int, int]:
+        return self.shape[-2], self.shape[-1]
+
+    @property
+    def kernel_shape(self) -> tuple[int, int, int, int]:
+        return (self.B, self.C, *self.HW)
+
+
+def _layout(shape: tuple[int, ...], batch_dims: Any) -> _Layout:
+    bd = _check_batch_dims(batch_dims)
+    if len(shape) < bd + 2:
+        raise ValueError(
+            f"x must have shape (*batch, [channels...,] H, W) with batch_dims={bd} batch axes, i.e. ndim >= {bd + 2};"
+            f" got shape {shape}"
+        )
+    if any(s < 1 for s in shape[:bd]) or shape[-1] < 2 or shape[-2] < 2:
+        raise ValueError(f"x must have shape (..., H, W) with H, W >= 2 and batch axes of length >= 1, got {shape}")
+    return _Layout(tuple(int(s) for s in shape), bd)
+
+
+def _numpy_dtypes(dt: np.dtype) -> tuple[type, type]:
+    """(compute dtype, output dtype) of a numpy image (module docstring, 'Dtypes')."""
+    if dt == np.float32 or dt == np.float64:
+        return dt.type, dt.type
+    if dt == np.float16:
+        return np.float32, np.float16
+    if dt == np.uint8:
+        return np.float32, np.uint8
+    return np.float64, np.float64  # other integers (and long double): float64, as before
+
+
+def _numpy_image(x: Any, batch_dims: Any) -> tuple[np.ndarray, _Layout]:
+    arr = np.asarray(x)
+    if arr.dtype.kind not in "fiu":
+        raise ValueError(f"x must be a real numeric array, got dtype {arr.dtype}")
+    return arr, _layout(arr.shape, batch_dims)
+
+
+def _kernel_input(arr: np.ndarray, lay: _Layout, name: str = "x") -> tuple[np.ndarray, type]:
+    """Contiguous (B, C, H, W) array in the compute dtype (a view when the dtype and layout allow), checked finite."""
+    compute, out_dtype = _numpy_dtypes(arr.dtype)
+    img = np.ascontiguousarray(arr.reshape(lay.kernel_shape), dtype=compute)
+    if arr.dtype.kind == "f" and not _all_finite(img.reshape(-1)):
+        raise ValueError(f"{name} contains non-finite values (nan or inf)")
+    return img, out_dtype
+
+
+def _kernel_output(out: np.ndarray, lay: _Layout, out_dtype: type) -> np.ndarray:
+    out = out.reshape(lay.shape)
+    if out_dtype is np.uint8:
+        return np.clip(np.rint(out, out=out), 0, 255, out=out).astype(np.uint8)
+    return out.astype(out_dtype, copy=False)
+
+
+def _torch_compute_dtype(x: Any, name: str = "x"):
+    """The compute dtype of a torch image: float64 for float64, float32 for float32 / float16 / bfloat16 / uint8."""
+    torch = _torch()
+    if x.dtype == torch.float64:
+        return torch.float64
+    if x.is_floating_point() or x.dtype == torch.uint8:
+        return torch.float32
+    raise ValueError(f"{name} must be a floating-point tensor or a uint8 tensor, got dtype {x.dtype}")
+
+
+def _check_finite_torch(x: Any, name: str = "x") -> None:
+    if x.is_floating_point() and not bool(_torch().isfinite(x).all()):
+        raise ValueError(f"{name} contains non-finite values (nan or inf)")
+
+
+def _torch_output(out: Any, x: Any) -> Any:
+    """``out`` (compute dtype, x's shape) in x's dtype (uint8: rounded and clamped) and tensor subclass."""
+    torch = _torch()
+    if x.dtype == torch.uint8 and out.is_floating_point():
+        out = out.round().clamp(0, 255).to(torch.uint8)
+    elif out.dtype != x.dtype:
+        out = out.to(x.dtype)
+    if type(out) is not type(x):
+        out = out.as_subclass(type(x))
+    return out
+
+
+def _needs_torch_ops(x: Any, *others: Any) -> bool:
+    """True when a torch image must run on torch operations: on a GPU, or with a gradient to track."""
+    return x.device.type != "cpu" or x.requires_grad or any(_is_torch(o) and o.requires_grad for o in others)
+
+
+def _numpy_view(x: Any) -> np.ndarray:
+    """A numpy array sharing the memory of a CPU tensor that needs no gradient (half precision -> float32 copy)."""
+    torch = _torch()
+    t = x.detach()
+    if t.dtype in (torch.float16, torch.bfloat16):
+        t = t.to(torch.float32)
+    return t.resolve_neg().resolve_conj().numpy()
+
+
+def _from_numpy(out: np.ndarray, x: Any) -> Any:
+    return _torch_output(_torch().from_numpy(out), x)
+
+
+# ----------------------------------------------------------------------------------------------------------
 # applying diffeomorphisms
 # ----------------------------------------------------------------------------------------------------------
-def _is_torch(x: Any) -> bool:
-    mod = type(x).__module__
-    return mod.startswith("torch")
-
-
-def _check_image_numpy(x: Any, name: str = "x") -> np.ndarray:
-    arr = np.asarray(x)
-    if arr.dtype.kind not in "fiu" or arr.dtype.kind == "b":
-        raise ValueError(f"{name} must be a real numeric array, got dtype {arr.dtype}")
-    if arr.ndim < 3:
-        raise ValueError(f"{name} must have shape (batch, [channels...,] H, W) with ndim >= 3, got shape {arr.shape}")
-    if arr.shape[0] < 1 or arr.shape[-1] < 2 or arr.shape[-2] < 2:
-        raise ValueError(f"{name} needs batch >= 1 and H, W >= 2, got shape {arr.shape}")
-    if not (_all_finite(arr.reshape(-1)) if arr.dtype.kind == "f" else True):
-        raise ValueError(f"{name} contains non-finite values (nan or inf)")
-    return arr
-
-
-def _check_image_torch(x: Any, name: str = "x") -> None:
-    """The torch counterpart of :func:`_check_image_numpy`; integer tensors are refused (the output of a
-    bilinear pull-back is not an integer image, and the fields would be truncated to the integer dtype)."""
-    shape = tuple(x.shape)
-    if x.dim() < 3 or shape[0] < 1 or shape[-1] < 2 or shape[-2] < 2:
-        raise ValueError(
-            f"{name} must have shape (batch, [channels...,] H, W) with batch >= 1 and H, W >= 2, got {shape}"
-        )
-    if not x.is_floating_point():
-        raise ValueError(f"{name} must be a floating-point tensor, got dtype {x.dtype}")
-    if not bool(_torch().isfinite(x).all()):
-        raise ValueError(f"{name} contains non-finite values (nan or inf)")
-
-
-def _check_fields(fields: Any, batch: int, height: int, width: int) -> np.ndarray:
+def _check_field_array(fields: Any, lay: _Layout) -> np.ndarray:
     f = np.asarray(fields, dtype=np.float64)
-    if f.shape != (batch, 2, height, width):
-        raise ValueError(f"fields must have shape (batch, 2, H, W) = {(batch, 2, height, width)}, got {f.shape}")
+    shape = (lay.B, 2, *lay.HW)
+    if f.shape != shape:
+        raise ValueError(f"fields must have shape (batch, 2, H, W) = {shape}, got {f.shape}")
     if not np.isfinite(f).all():
         raise ValueError("fields contains non-finite values (nan or inf)")
-    return f
+    return np.ascontiguousarray(f)
 
 
-def remap(x: Any, fields: Any, *, interp: str = "linear") -> Any:
-    r"""Pull-back :math:`\tau x(p) = x(p - D(p))` of a batch by given displacement fields (B, 2, H, W) in pixels,
-    with source coordinates clamped to the image. Numpy (any real dtype; returns float64) -> numba kernel;
-    floating-point torch tensor -> on the tensor's device, differentiable with respect to ``x``. ``ValueError``
-    for H or W < 2, non-finite ``x`` or ``fields``, a wrong ``fields`` shape, or an integer tensor."""
+def remap(x: Any, fields: Any, *, interp: str = "linear", batch_dims: int = 1) -> Any:
+    r"""Pull-back :math:`\tau x(p) = x(p - D(p))` by given displacement fields in pixels, with source coordinates
+    clamped to the image. ``fields`` has shape (B, 2, H, W), B the number of indices of the ``batch_dims`` batch
+    axes of ``x`` (module docstring). Dtypes and paths as :func:`deform`; the torch path is differentiable with
+    respect to ``x`` and to ``fields`` when it is a tensor that requires grad. ``ValueError`` for H or W < 2,
+    non-finite ``x`` or ``fields``, a wrong ``fields`` shape, or an integer tensor other than uint8."""
     code = _check_interp(interp)
     if _is_torch(x):
-        _check_image_torch(x)
+        lay = _layout(tuple(x.shape), batch_dims)
+        compute = _torch_compute_dtype(x)
+        if not _needs_torch_ops(x, fields):
+            arr = _numpy_view(x)
+            img, out_dtype = _kernel_input(arr, lay)
+            f = _check_field_array(_coef_numpy(fields), lay)
+            return _from_numpy(_kernel_output(_remap(img, f, code), lay, out_dtype), x)
+        _check_finite_torch(x)
         torch = _torch()
-        f = torch.as_tensor(fields, device=x.device, dtype=x.dtype)
-        shape = (x.shape[0], 2, x.shape[-2], x.shape[-1])
+        f = torch.as_tensor(fields, device=x.device, dtype=compute)
+        shape = (lay.B, 2, *lay.HW)
         if tuple(f.shape) != shape:
             raise ValueError(f"fields must have shape (batch, 2, H, W) = {shape}, got {tuple(f.shape)}")
         if not bool(torch.isfinite(f).all()):
             raise ValueError("fields contains non-finite values (nan or inf)")
-        return _remap_torch(x, f, code)
-    arr = _check_image_numpy(x)
-    shape = arr.shape
-    img = np.ascontiguousarray(arr.reshape(shape[0], -1, shape[-2], shape[-1]), dtype=np.float64)
-    f = _check_fields(fields, shape[0], shape[-2], shape[-1])
-    return _remap(img, np.ascontiguousarray(f), code).reshape(shape)
+        out = _remap_torch(x.reshape(lay.kernel_shape).to(compute), f, code)
+        return _torch_output(out.reshape(lay.shape), x)
+    arr, lay = _numpy_image(x, batch_dims)
+    img, out_dtype = _kernel_input(arr, lay)
+    f = _check_field_array(fields, lay)
+    return _kernel_output(_remap(img, f, code), lay, out_dtype)
+
+
+def _check_diffeo(diffeo: Any, lay: _Layout) -> None:
+    if not isinstance(diffeo, SineDiffeo):
+        raise ValueError(f"diffeo must be a SineDiffeo from sample_diffeos, got {type(diffeo).__name__}")
+    if (diffeo.batch, diffeo.height, diffeo.width) != (lay.B, *lay.HW):
+        raise ValueError(
+            f"diffeo was sampled for (batch, H, W) = {(diffeo.batch, diffeo.height, diffeo.width)}, "
+            f"x has {(lay.B, *lay.HW)} (batch = the number of indices of its batch_dims={lay.batch_dims} batch axes)"
+        )
+    coef = diffeo.coef
+    if _is_torch(coef):
+        if not coef.is_floating_point() or not bool(_torch().isfinite(coef).all()):
+            raise ValueError("diffeo.coef must be a finite floating-point tensor")
+    elif not np.isfinite(coef).all():
+        raise ValueError("diffeo.coef contains non-finite values (nan or inf)")
+
+
+def _is_zero(coef: Any) -> bool:
+    """True if every coefficient is exactly 0 and none needs a gradient (the pull-back is then the identity)."""
+    if _is_torch(coef):
+        return not coef.requires_grad and not bool(coef.any())
+    return not coef.any()
 
 
 def deform(
     x: Any,
-    T: float | None = None,
-    c: float | None = None,
+    T: Any = None,
+    c: Any = None,
     *,
+    batch_dims: int = 1,
     cutoff: str | None = None,
     interp: str = "linear",
     seed: Any = None,
     diffeo: SineDiffeo | None = None,
     resample_folds: bool = False,
 ) -> Any:
-    r"""Deform every image of a batch by its own maximum-entropy diffeomorphism (temperature T, cut-off c).
+    r"""Deform images by maximum-entropy diffeomorphisms (temperature T, cut-off c): one independent field per
+    index of the ``batch_dims`` leading axes, shared by the other leading axes (module docstring).
 
-    ``x``: numpy array or torch tensor of shape (B, [C...,] H, W). Numpy input runs the fused numba kernel and
-    returns float64; torch input runs on ``x.device`` in ``x.dtype`` and is differentiable w.r.t. ``x``.
-    ``cutoff``: ``"code"`` (default) or ``"paper"``. ``seed``: None, int, numpy Generator (same seed -> same
-    fields in the numpy and torch paths) or ``torch.Generator`` (for either input). ``diffeo``: apply fields
-    from :func:`sample_diffeos` instead of sampling; the sampling arguments (T, c, cutoff, seed,
-    resample_folds) are then part of ``diffeo`` and giving any of them raises ``ValueError``.
-    T = 0 returns exactly the input.
+    ``x``: numpy array or torch tensor of shape ``(*batch, [channels...,] H, W)``; ``batch_dims=1`` (default)
+    reads ``(B, [C...,] H, W)`` with one field per ``x[b]``; ``batch_dims=0`` is one field for the whole array,
+    like the reference ``deform(image, T, cut, interp)`` (pcsl-epfl/diffeomorphism). Dtypes and compute paths: see
+    the module docstring (a CPU tensor without gradient runs the numba kernel; the output has x's dtype, and x's
+    tensor subclass).
+
+    ``T``, ``c``: scalars, or arrays with one value per field (see :func:`sample_diffeos`). ``cutoff``: ``"code"``
+    (default) or ``"paper"``. ``interp``: ``"linear"`` (bilinear), ``"nearest"`` or ``"gaussian"``: the reference's
+    normalised Gaussian average over the pixels q of the image,
+
+    .. math:: \tau x(p) = \frac{\sum_q e^{-|s(p)-q|^2/2\sigma^2}\,x(q)}{\sum_q e^{-|s(p)-q|^2/2\sigma^2}},\qquad
+              s(p) = \mathrm{clamp}(p - D(p)),\quad \sigma = 0.4715\ \text{pixel}
+
+    (:data:`GAUSSIAN_SIGMA`, the value of the reference ``remap(..., interp='gaussian')``; computed separably from
+    the :data:`GAUSSIAN_RADIUS` nearest pixels per axis, which changes nothing at float64 resolution). With
+    ``"gaussian"`` T = 0 is not the identity but the blur the reference applies to its clean images
+    (``deform(img, 0, 1, 'gaussian')``). ``seed``: None, int, numpy Generator (same seed -> same fields in every
+    path) or ``torch.Generator``. ``diffeo``: apply fields from :func:`sample_diffeos` instead of sampling (its
+    ``batch`` must be the number of fields); the sampling arguments (T, c, cutoff, seed, resample_folds) are then
+    part of ``diffeo`` and giving any of them raises ``ValueError``. If ``diffeo.coef`` is a torch tensor that
+    requires grad (:meth:`SineDiffeo.to_torch`), the output of a torch ``x`` is differentiable with respect to it.
+    With ``"linear"`` or ``"nearest"``, T = 0 returns exactly the input (a copy).
     """
     code = _check_interp(interp)
     is_t = _is_torch(x)
     if is_t:
-        _check_image_torch(x)
-        shape = tuple(x.shape)
+        lay = _layout(tuple(x.shape), batch_dims)
+        _torch_compute_dtype(x)
     else:
-        arr = _check_image_numpy(x)
-        shape = arr.shape
-    B, H, W = shape[0], shape[-2], shape[-1]
+        arr, lay = _numpy_image(x, batch_dims)
     if diffeo is None:
         for name, value in (("T", T), ("c", c)):
             if value is None:
                 raise ValueError(f"{name} must be given (or pass diffeo=sample_diffeos(...))")
-        T = _check_real(T, "T", 0.0)
         cutoff = "code" if cutoff is None else cutoff
-        diffeo = sample_diffeos(B, H, W, T, c, cutoff=cutoff, seed=seed, resample_folds=resample_folds)
+        diffeo = sample_diffeos(lay.B, *lay.HW, T, c, cutoff=cutoff, seed=seed, resample_folds=resample_folds)
     else:
         if not isinstance(diffeo, SineDiffeo):
             raise ValueError(f"diffeo must be a SineDiffeo from sample_diffeos, got {type(diffeo).__name__}")
@@ -498,34 +807,38 @@ def deform(
                 f"{(given or ['resample_folds'])[0]} must not be given with diffeo: its fields are already sampled"
                 f" (T={diffeo.T!r}, c={diffeo.c!r}, cutoff={diffeo.cutoff!r})"
             )
-        if (diffeo.batch, diffeo.height, diffeo.width) != (B, H, W):
-            raise ValueError(
-                f"diffeo was sampled for (batch, H, W) = {(diffeo.batch, diffeo.height, diffeo.width)}, "
-                f"x has {(B, H, W)}"
-            )
+        _check_diffeo(diffeo, lay)
+    if is_t and _needs_torch_ops(x, diffeo.coef):
+        _check_finite_torch(x)
+        if code != 2 and _is_zero(diffeo.coef):
+            return x.clone()
+        compute = _torch_compute_dtype(x)
+        out = _remap_torch(x.reshape(lay.kernel_shape).to(compute), _fields_torch(diffeo, x.device, compute), code)
+        return _torch_output(out.reshape(lay.shape), x)
     if is_t:
-        return _deform_torch(x, diffeo, code)
-    if diffeo.T == 0.0:
-        return np.array(arr, dtype=np.float64, copy=True)
-    img = np.ascontiguousarray(arr.reshape(B, -1, H, W), dtype=np.float64)
-    sy, sx = diffeo.sine_tables()
-    out = _deform_fused(img, np.ascontiguousarray(diffeo.coef), diffeo.mi, diffeo.mj, sy, sx, code)
-    return out.reshape(shape)
+        arr = _numpy_view(x)
+    if _is_torch(diffeo.coef) and diffeo.coef.requires_grad:
+        raise ValueError("diffeo.coef requires grad but x is a numpy array: pass a torch tensor to get a gradient")
+    img, out_dtype = _kernel_input(arr, lay)
+    coef = np.ascontiguousarray(_coef_numpy(diffeo.coef))
+    if code != 2 and not coef.any():
+        out = np.array(arr, dtype=out_dtype, copy=True)
+    else:
+        sy, sx = diffeo.sine_tables()
+        out = _kernel_output(_deform_fused(img, coef, diffeo.mi, diffeo.mj, sy, sx, code), lay, out_dtype)
+    return _from_numpy(out, x) if is_t else out
 
 
 # ----------------------------------------------------------------------------------------------------------
 # torch path
 # ----------------------------------------------------------------------------------------------------------
-def _torch():
-    import torch
-
-    return torch
-
-
 def _fields_torch(diffeo: SineDiffeo, device, dtype):
     torch = _torch()
     sy, sx = (torch.tensor(t, device=device, dtype=dtype) for t in diffeo.sine_tables())
-    coef = torch.tensor(diffeo.coef, device=device, dtype=dtype)
+    if _is_torch(diffeo.coef):
+        coef = diffeo.coef.to(device=device, dtype=dtype)
+    else:
+        coef = torch.tensor(diffeo.coef, device=device, dtype=dtype)
     mi = torch.tensor(diffeo.mi, device=device)
     mj = torch.tensor(diffeo.mj, device=device)
     onehot = torch.nn.functional.one_hot(mi, sy.shape[0]).to(dtype)  # (M, Ki)
@@ -533,30 +846,49 @@ def _fields_torch(diffeo: SineDiffeo, device, dtype):
     return torch.einsum("iy,bciw->bcyw", sy, acc)
 
 
-def _remap_torch(x, f, interp: int):
-    """Pull-back of a validated floating-point tensor x by fields f (a tensor of x's dtype and device)."""
+def _remap_torch(img, f, interp: int):
+    """Pull-back of a validated floating-point (B, C, H, W) tensor by fields f (B, 2, H, W) of its dtype and device;
+    the same arithmetic as the numba kernel."""
     torch = _torch()
-    shape = tuple(x.shape)
-    B, H, W = shape[0], shape[-2], shape[-1]
-    img = x.reshape(B, -1, H * W)
-    gy = torch.arange(H, device=x.device, dtype=x.dtype)[:, None]
-    gx = torch.arange(W, device=x.device, dtype=x.dtype)[None, :]
-    yy = (gy - f[:, 0]).clamp(0.0, H - 1.0)
-    xx = (gx - f[:, 1]).clamp(0.0, W - 1.0)
-    C = img.shape[1]
+    B, C, H, W = img.shape
+    flat = img.reshape(B, C, H * W)
+    gy = torch.arange(H, device=img.device, dtype=img.dtype)[:, None]
+    gx = torch.arange(W, device=img.device, dtype=img.dtype)[None, :]
+    yy = (gy - f[:, 0]).clamp(0.0, H - 1.0).reshape(B, 1, H * W)
+    xx = (gx - f[:, 1]).clamp(0.0, W - 1.0).reshape(B, 1, H * W)
 
     def gather(yi, xi):
-        idx = (yi * W + xi).reshape(B, 1, H * W).expand(B, C, H * W)
-        return torch.gather(img, 2, idx)
+        return torch.gather(flat, 2, (yi * W + xi).expand(B, C, H * W))
 
     if interp == 1:
-        out = gather(torch.floor(yy + 0.5).long(), torch.floor(xx + 0.5).long())
-        return out.reshape(shape)
+        return gather(torch.floor(yy + 0.5).long(), torch.floor(xx + 0.5).long()).reshape(B, C, H, W)
     y0 = torch.floor(yy)
     x0 = torch.floor(xx)
-    fy = (yy - y0).reshape(B, 1, H * W)
-    fx = (xx - x0).reshape(B, 1, H * W)
     y0l, x0l = y0.long(), x0.long()
+    if interp == 2:
+        inv = 1.0 / (2.0 * GAUSSIAN_SIGMA**2)
+        offsets = range(1 - GAUSSIAN_RADIUS, GAUSSIAN_RADIUS + 1)
+
+        def weights(s, s0, n):  # per-axis weights of the taps s0 + k (0 outside the image) and their sum
+            taps = [s0 + k for k in offsets]
+            w = [torch.exp(-((s - q) ** 2) * inv) * ((q >= 0) & (q <= n - 1)) for q in taps]
+            total = w[0]
+            for wk in w[1:]:
+                total = total + wk
+            return [q.long().clamp(0, n - 1) for q in taps], w, total
+
+        qys, wys, sy = weights(yy, y0, H)
+        qxs, wxs, sx = weights(xx, x0, W)
+        ref = gather(torch.floor(yy + 0.5).long(), torch.floor(xx + 0.5).long())
+        acc = torch.zeros_like(ref)
+        for qy, wy in zip(qys, wys):
+            inner = torch.zeros_like(ref)
+            for qx, wx in zip(qxs, wxs):
+                inner = inner + wx * (gather(qy, qx) - ref)
+            acc = acc + wy * inner
+        return (ref + acc / (sy * sx)).reshape(B, C, H, W)
+    fy = yy - y0
+    fx = xx - x0
     y1l, x1l = (y0l + 1).clamp(max=H - 1), (x0l + 1).clamp(max=W - 1)
     out = (
         (1.0 - fy) * (1.0 - fx) * gather(y0l, x0l)
@@ -564,13 +896,7 @@ def _remap_torch(x, f, interp: int):
         + fy * (1.0 - fx) * gather(y1l, x0l)
         + fy * fx * gather(y1l, x1l)
     )
-    return out.reshape(shape)
-
-
-def _deform_torch(x, diffeo: SineDiffeo, interp: int):
-    if diffeo.T == 0.0:
-        return x.clone()
-    return _remap_torch(x, _fields_torch(diffeo, x.device, x.dtype), interp)
+    return out.reshape(B, C, H, W)
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -600,7 +926,7 @@ def typical_displacement(T: float, c: float, n: Any, *, cutoff: str = "code", me
     """
     _check_method(method)
     _check_cutoff(cutoff)
-    T = _check_real(T, "T", 0.0)
+    T = check_real(T, "T", 0.0)
     big, a, b = _lengths(n)
     cf = _as_fraction(c)
     if method == "exact":
@@ -620,7 +946,7 @@ def temperature_for_displacement(
     ``"asymptotic"``: :math:`4\delta^2/(\pi n^2(\ln c+K/2\pi))`."""
     _check_method(method)
     _check_cutoff(cutoff)
-    delta = _check_real(delta, "delta", 0.0)
+    delta = check_real(delta, "delta", 0.0)
     big, a, b = _lengths(n)
     cf = _as_fraction(c)
     if method == "exact":
@@ -639,7 +965,8 @@ def temperature_range(n: Any, c: float, *, cutoff: str = "code", method: str = "
 
     ``method="paper"`` returns the reference values :math:`1/(\pi n^2\ln c)`, :math:`4/(\pi^3c^2\ln c)`;
     ``"exact"`` evaluates both criteria with exact lattice sums (:mod:`theory.diffeo`). ``ValueError`` for
-    c <= 1 (ln c = 0) or an empty window (paper: c >= 2n/π). T_max is an order-of-magnitude bound: a
+    c <= 1 (ln c = 0; the reference raises ZeroDivisionError there; :func:`single_mode_temperature_range` gives
+    a window for c = 1) or an empty window (paper: c >= 2n/π). T_max is an order-of-magnitude bound: a
     sizeable fraction of fields fold at T_max (use ``SineDiffeo.folds`` / ``resample_folds``).
     """
     _check_method(method)
@@ -658,3 +985,36 @@ def temperature_range(n: Any, c: float, *, cutoff: str = "code", method: str = "
             if not float(lo) < float(hi):
                 raise ValueError(f"empty temperature window for n={n}, c={c} (method='asymptotic'): lower c")
     return float(lo), float(hi)
+
+
+def single_mode_temperature_range(n: Any, *, cutoff: str = "code") -> tuple[float, float]:
+    r"""(T_min, T_max) at c = 1, where :func:`temperature_range` has no window: its criteria contain ln c = 0 (the
+    reference ``temperature_range(n, 1)`` divides by zero, although the reference augmentation's default
+    ``cutmin=1`` can draw c = 1).
+
+    At c = 1 the code cut-off keeps the single mode (1, 1) per component (the paper rule keeps none: ValueError,
+    as for an image so elongated that (1, 1) is cut). Then
+
+    * :math:`T_{\min}`: centre displacement of ½ pixel, exact: :math:`1/(8n^2S_{\rm odd}(1))`, i.e.
+      :math:`1/(4n^2)` for a square image (the criterion of ``temperature_range(method="exact")``);
+    * :math:`T_{\max}`: :math:`\langle|\nabla\tau|^2\rangle = 1`, i.e. :math:`2/(\pi^2N(1))`, :math:`2/\pi^2` for
+      a square image: the exact criterion :math:`2\ln c\,\langle|\nabla\tau|^2\rangle = 1` with the extreme-value
+      factor :math:`2\ln c` (the maximum over ~c² patches) set to 1 (one patch). For one mode it is also the T at
+      which the rms amplitude reaches the fold threshold: with :math:`D = (A, B)\sin\frac{\pi p_y}{n-1}
+      \sin\frac{\pi p_x}{n-1}`, :math:`\min\det(I-\nabla D) = 1 - \frac{\pi}{n-1}\max(|A|, |B|)`, and
+      :math:`A, B \sim \mathcal N(0, n^2T/2)`, so at :math:`T_{\max}` a field folds with probability
+      :math:`1 - (2\Phi(\frac{n-1}{n}) - 1)^2` (0.55 at n = 32; the paper's T_max folds 10-35 % of the fields for
+      c = 3...15).
+
+    ``n``: an int or an (H, W) tuple, as in :func:`temperature_range`.
+    """
+    _check_cutoff(cutoff)
+    big, a, b = _lengths(n)
+    if not _th.kept_modes(1, cutoff, a, b):
+        hint = " or cutoff='code'" if cutoff == "paper" else " (the image is too elongated for the mode (1, 1))"
+        raise ValueError(f"c=1 with cutoff={cutoff!r} keeps no mode for n={n!r}: use c >= 2{hint}")
+    lo = float(_th.temperature_for_displacement(Fraction(1, 2), 1, big, cutoff, a, b))
+    hi = 1.0 / float(_th.mean_gradient_energy(1, 1, cutoff, a, b))
+    if not lo < hi:
+        raise ValueError(f"empty temperature window at c=1 for n={n!r}: T_min={lo:.4g} >= T_max={hi:.4g}")
+    return lo, hi

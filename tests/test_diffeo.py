@@ -6,6 +6,7 @@ chance of a false alarm is ~20 × 6e-5 ≈ 1e-3; hypothesis runs derandomized, s
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
@@ -82,7 +83,8 @@ def test_numba_and_torch_paths_agree(h, w, ch, c, rule, interp, seed):
     x = np.random.default_rng(seed + 1).standard_normal((5, ch, h, w))
     T = 4 / (math.pi**3 * max(c, 1.5) ** 2 * math.log(max(c, 1.5)))
     y_np = nd.deform(x, T, c, cutoff=rule, interp=interp, seed=seed)
-    y_t = nd.deform(torch.from_numpy(x), T, c, cutoff=rule, interp=interp, seed=seed)
+    # requires_grad: a CPU tensor without gradient would take the numba kernel too (issue 12); this checks the torch ops
+    y_t = nd.deform(torch.from_numpy(x).requires_grad_(), T, c, cutoff=rule, interp=interp, seed=seed).detach()
     if interp == "linear":
         np.testing.assert_allclose(y_t.numpy(), y_np, rtol=0, atol=1e-10)
     else:
@@ -104,7 +106,8 @@ def test_remap_numpy_and_torch_agree_on_given_fields():
     rng = np.random.default_rng(0)
     x = rng.standard_normal((3, 2, 9, 12))
     f = rng.normal(scale=2.0, size=(3, 2, 9, 12))  # large, arbitrary fields: exercises the clamping
-    np.testing.assert_allclose(nd.remap(torch.from_numpy(x), f).numpy(), nd.remap(x, f), atol=1e-12, rtol=0)
+    xt = torch.from_numpy(x).requires_grad_()  # the torch ops, not the numba kernel a CPU tensor without grad takes
+    np.testing.assert_allclose(nd.remap(xt, f).detach().numpy(), nd.remap(x, f), atol=1e-12, rtol=0)
 
 
 def test_torch_path_is_differentiable_and_keeps_dtype():
@@ -435,3 +438,385 @@ def test_exact_T_max_solves_its_defining_relation(c, rule):
     # and exactly, with the equipartition value of theory.diffeo (itself checked by Monte Carlo above)
     lo, hi = td.temperature_range_exact(n, c, rule)
     assert td.sp.simplify(2 * td.sp.log(c) * td.mean_gradient_energy(hi, c, rule) - 1) == 0
+
+
+# --------------------------------------------------------------------------------------------- issue 12: axes, dtypes
+def _reference_bilinear(img, dy, dx):
+    """The reference package's pull-back, written from its description (pcsl-epfl/diffeomorphism ``remap``): one
+    (H, W) field for every leading index of img [..., H, W], source clamped, floor/ceil corners."""
+    H, W = img.shape[-2:]
+    gy, gx = np.meshgrid(np.arange(H, dtype=float), np.arange(W, dtype=float), indexing="ij")
+    yn, xn = np.clip(gy - dy, 0, H - 1), np.clip(gx - dx, 0, W - 1)
+    yf, xf = np.floor(yn).astype(int), np.floor(xn).astype(int)
+    yc, xc = np.ceil(yn).astype(int), np.ceil(xn).astype(int)
+    fy, fx = yn - yf, xn - xf
+    return ((1 - fy) * (1 - fx) * img[..., yf, xf] + (1 - fy) * fx * img[..., yf, xc]
+            + fy * (1 - fx) * img[..., yc, xf] + fy * fx * img[..., yc, xc])
+
+
+def _series(d, b):
+    """Displacement (dy, dx) of sample b from the sine series on linspace(0, 1, n) (numpy, not the kernels)."""
+    uy, ux = np.linspace(0, 1, d.height), np.linspace(0, 1, d.width)
+    basis = np.sin(np.pi * (d.mi[:, None, None] + 1) * uy[None, :, None]) * np.sin(
+        np.pi * (d.mj[:, None, None] + 1) * ux[None, None, :])
+    return tuple(np.tensordot(d.coef[b, comp], basis, axes=1) for comp in (0, 1))
+
+
+def test_batch_dims_zero_is_the_reference_deform():
+    # the reference deform(image, T, cut) draws one field and applies it to every leading index of [..., n, n]
+    x = np.random.default_rng(0).standard_normal((2, 3, 12, 12))
+    d = nd.sample_diffeos(1, 12, 12, 0.02, 3, seed=4)
+    y = nd.deform(x, diffeo=d, batch_dims=0)
+    np.testing.assert_allclose(y, _reference_bilinear(x, *_series(d, 0)), rtol=0, atol=1e-12)
+    # a (3, H, W) image with identical channels keeps identical channels (issue 12, "Done when")
+    img = np.repeat(x[0, :1], 3, 0)
+    out = nd.deform(img, 0.02, 3, seed=5, batch_dims=0)
+    assert np.array_equal(out[0], out[1]) and np.array_equal(out[0], out[2]) and not np.array_equal(out, img)
+    # and the torch paths (numba view; torch ops) follow the same rule
+    for xt in (torch.from_numpy(img), torch.from_numpy(img).requires_grad_()):
+        o = nd.deform(xt, 0.02, 3, seed=5, batch_dims=0).detach()
+        assert torch.equal(o[0], o[1]) and torch.equal(o[0], o[2])
+        np.testing.assert_allclose(o.numpy(), out, rtol=0, atol=1e-12)
+
+
+@given(lead=st.lists(st.integers(1, 3), min_size=1, max_size=3), bd=st.integers(0, 3), seed=st.integers(0, 2**31))
+def test_batch_dims_gives_one_field_per_batch_index(lead, bd, seed):
+    assume(bd <= len(lead))
+    shape = (*lead, 9, 10)
+    x = np.random.default_rng(seed).standard_normal(shape)
+    y = nd.deform(x, 0.02, 3, seed=seed, batch_dims=bd)
+    B, C = math.prod(lead[:bd]), math.prod(lead[bd:])
+    # the flat C-order index of the batch axes is the sample index of the SineDiffeo, channels share it
+    d = nd.sample_diffeos(B, 9, 10, 0.02, 3, seed=seed)
+    expected = nd.deform(x.reshape(B, C, 9, 10), diffeo=d).reshape(shape)
+    assert np.array_equal(y, expected)
+    # identical channels stay identical, and different batch indices get different fields
+    same = np.broadcast_to(x.reshape(B, C, 9, 10)[:, :1], (B, C, 9, 10)).reshape(shape)
+    z = nd.deform(same, 0.02, 3, seed=seed, batch_dims=bd).reshape(B, C, 9, 10)
+    assert all(np.array_equal(z[:, 0], z[:, k]) for k in range(C))
+    same_img = np.broadcast_to(x.reshape(-1, 9, 10)[0], shape)
+    w = nd.deform(same_img, 0.02, 3, seed=seed, batch_dims=bd).reshape(B, C, 9, 10)
+    assert all(not np.array_equal(w[0], w[b]) for b in range(1, B))
+
+
+def test_default_batch_dims_is_unchanged_per_channel_rule():
+    # batch_dims=1 stays the default: a (3, H, W) array is three samples with three fields (the old behaviour that
+    # every existing caller relies on); batch_dims=0 is the one-image rule
+    img = np.repeat(np.random.default_rng(1).standard_normal((1, 16, 16)), 3, 0)
+    y = nd.deform(img, 0.02, 3, seed=0)
+    assert not np.array_equal(y[0], y[1])
+    assert np.array_equal(y, nd.deform(img, 0.02, 3, seed=0, batch_dims=1))
+
+
+@pytest.mark.parametrize("bad, exc, match", [
+    (1.0, TypeError, r"^batch_dims must be an integer"),
+    (True, TypeError, r"^batch_dims must be an integer"),
+    ("1", TypeError, r"^batch_dims must be an integer"),
+    (None, TypeError, r"^batch_dims must be an integer"),
+    (-1, ValueError, r"^batch_dims must be an integer >= 0"),
+    (3, ValueError, r"^x must have shape .* batch_dims=3 batch axes, i\.e\. ndim >= 5"),
+])
+def test_bad_batch_dims_raise(bad, exc, match):
+    for x in (np.zeros((2, 3, 8, 8)), torch.zeros(2, 3, 8, 8)):
+        with pytest.raises(exc, match=match):
+            nd.deform(x, 1e-3, 3, batch_dims=bad)
+        with pytest.raises(exc, match=match):
+            nd.remap(x, np.zeros((2, 2, 8, 8)), batch_dims=bad)
+
+
+def test_remap_batch_dims():
+    x = np.random.default_rng(2).standard_normal((2, 3, 8, 9))
+    f = np.random.default_rng(3).normal(scale=0.7, size=(1, 2, 8, 9))
+    y = nd.remap(x, f, batch_dims=0)
+    np.testing.assert_allclose(y, _reference_bilinear(x, f[0, 0], f[0, 1]), rtol=0, atol=1e-12)
+    with pytest.raises(ValueError, match=r"^fields must have shape \(batch, 2, H, W\) = \(1, 2, 8, 9\)"):
+        nd.remap(x, np.zeros((2, 2, 8, 9)), batch_dims=0)
+
+
+def test_dtypes_numpy_and_torch():
+    rng = np.random.default_rng(0)
+    u8 = rng.integers(0, 256, (3, 2, 16, 16)).astype(np.uint8)
+    u8[0] = 255  # a saturated sample: bilinear weights summing to 1 - 1e-7 must still give 255 (round, clamp)
+    d = nd.sample_diffeos(3, 16, 16, 0.01, 3, seed=0)
+    ref32 = nd.deform(u8.astype(np.float32), diffeo=d)
+    # uint8 in, uint8 out: the float32 result rounded half to even and clamped to [0, 255]
+    expected = np.clip(np.rint(ref32), 0, 255).astype(np.uint8)
+    for y in (nd.deform(u8, diffeo=d), nd.deform(torch.from_numpy(u8), diffeo=d).numpy()):
+        assert y.dtype == np.uint8 and np.array_equal(y, expected)
+    assert np.all(expected[0] == 255)
+    # the torch ops path (taken here because the coefficients require grad) gives uint8 too; its float32 field
+    # differs from the numba float64 one in the last bits, so a value next to a .5 may round the other way
+    y_ops = nd.deform(torch.from_numpy(u8), diffeo=d.to_torch(requires_grad=True))
+    assert y_ops.dtype == torch.uint8
+    diff = np.abs(y_ops.numpy().astype(int) - expected.astype(int))
+    assert diff.max() <= 1 and (diff > 0).mean() < 1e-2
+    # float32 stays float32 (computed in float32, the field in float64): equals the float64 result rounded
+    x64 = rng.standard_normal((3, 2, 16, 16))
+    y32 = nd.deform(x64.astype(np.float32), diffeo=d)
+    assert y32.dtype == np.float32
+    np.testing.assert_allclose(y32, nd.deform(x64.astype(np.float32).astype(np.float64), diffeo=d), rtol=0, atol=1e-6)
+    # float16 (numpy and torch) and bfloat16 (torch): deformed in float32, returned in their dtype
+    x16 = x64.astype(np.float16)
+    expect16 = nd.deform(x16.astype(np.float32), diffeo=d).astype(np.float16)
+    assert nd.deform(x16, diffeo=d).dtype == np.float16 and np.array_equal(nd.deform(x16, diffeo=d), expect16)
+    t16 = nd.deform(torch.from_numpy(x16), diffeo=d)
+    assert t16.dtype == torch.float16 and np.array_equal(t16.numpy(), expect16)
+    xb = torch.from_numpy(x64).to(torch.bfloat16)
+    tb = nd.deform(xb, diffeo=d)
+    assert tb.dtype == torch.bfloat16
+    assert torch.equal(tb, torch.from_numpy(nd.deform(xb.float().numpy(), diffeo=d)).to(torch.bfloat16))
+    # other numpy integers: float64 (unchanged); torch integers other than uint8 are refused
+    assert nd.deform(u8.astype(np.int16), diffeo=d).dtype == np.float64
+    with pytest.raises(ValueError, match=r"^x must be a floating-point tensor or a uint8 tensor"):
+        nd.deform(torch.zeros(3, 16, 16, dtype=torch.int32), diffeo=d)
+
+
+def test_cpu_tensor_without_grad_runs_the_numba_kernel_on_its_memory(monkeypatch):
+    x = torch.randn(4, 3, 12, 12)
+    seen = []
+    kernel = nd._deform_fused
+
+    def spy(img, *args):
+        seen.append(img)
+        return kernel(img, *args)
+
+    monkeypatch.setattr(nd, "_deform_fused", spy)
+    y = nd.deform(x, 0.01, 3, seed=0)
+    # the kernel ran on a view of x's memory (no copy for float32), and gave what the numpy path gives
+    assert len(seen) == 1 and np.shares_memory(seen[0], x.numpy())
+    assert y.dtype == torch.float32 and np.array_equal(y.numpy(), nd.deform(x.numpy(), 0.01, 3, seed=0))
+    # a tensor that requires grad (or a GPU tensor) takes the torch operations instead
+    calls = len(seen)
+    yg = nd.deform(x.clone().requires_grad_(), 0.01, 3, seed=0)
+    assert len(seen) == calls and yg.grad_fn is not None
+    np.testing.assert_allclose(yg.detach().numpy(), y.numpy(), rtol=0, atol=1e-5)  # float32 fields on that path
+
+
+def test_tensor_subclasses_keep_their_type():
+    class Image(torch.Tensor):  # a tv_tensors.Image-like subclass
+        pass
+
+    x = torch.randn(2, 3, 10, 10).as_subclass(Image)
+    for xin in (x, x.detach().clone().requires_grad_()):
+        for interp in nd.INTERPOLATIONS:
+            assert type(nd.deform(xin, 0.01, 3, seed=0, interp=interp)) is Image
+        assert type(nd.remap(xin, np.zeros((2, 2, 10, 10)))) is Image
+    assert type(nd.deform(x, 0.0, 3)) is Image
+
+
+# --------------------------------------------------------------------------------------------- issue 12: gaussian
+def _gaussian_reference(x, dy, dx, sigma=0.4715):
+    """The reference Gaussian pull-back, from its description: every output pixel is the normalised average over
+    all pixels q of exp(-|s - q|²/2σ²) x(q), s the clamped source point (an O(n⁴) brute force)."""
+    H, W = x.shape[-2:]
+    gy, gx = np.meshgrid(np.arange(H, dtype=float), np.arange(W, dtype=float), indexing="ij")
+    sy, sx = np.clip(gy - dy, 0, H - 1), np.clip(gx - dx, 0, W - 1)
+    w = np.exp(-((sy[:, :, None, None] - gy) ** 2 + (sx[:, :, None, None] - gx) ** 2) / (2 * sigma**2))
+    w /= w.sum((2, 3), keepdims=True)
+    return np.einsum("yxqr,...qr->...yx", w, x)
+
+
+@given(h=st.integers(3, 14), w=st.integers(3, 14), c=st.sampled_from([1, 2, 3]), seed=st.integers(0, 2**31),
+       frac=st.floats(0.0, 3.0))
+def test_gaussian_interpolation_matches_the_reference_sum(h, w, c, seed, frac):
+    assume(_cut_ok(h, w, c, "code"))
+    T = frac * 4 / (math.pi**3 * max(c, 1.5) ** 2 * math.log(max(c, 1.5)))  # up to 3 T_max: large fields, clamping
+    x = np.random.default_rng(seed).standard_normal((2, 3, h, w))
+    d = nd.sample_diffeos(2, h, w, T, c, seed=seed)
+    y = nd.deform(x, diffeo=d, interp="gaussian")
+    f = d.fields()
+    # truncation to 2R = 10 taps per axis drops weights < 7e-25 (GAUSSIAN_RADIUS): agreement to rounding
+    for b in range(2):
+        np.testing.assert_allclose(y[b], _gaussian_reference(x[b], f[b, 0], f[b, 1]), rtol=0, atol=1e-12)
+    # the torch operations (GPU / autograd path) give the same result
+    yt = nd.deform(torch.from_numpy(x).requires_grad_(), diffeo=d, interp="gaussian").detach().numpy()
+    np.testing.assert_allclose(yt, y, rtol=0, atol=1e-12)
+    # remap with the same fields is the same operation
+    np.testing.assert_allclose(nd.remap(x, f, interp="gaussian"), y, rtol=0, atol=1e-12)
+
+
+@given(value=st.floats(-1e6, 1e6), h=st.integers(2, 12), w=st.integers(2, 12), seed=st.integers(0, 2**31),
+       dtype=st.sampled_from(["float64", "float32"]))
+def test_gaussian_interpolation_of_a_constant_image_is_that_constant(value, h, w, seed, dtype):
+    # normalised weights, written as ref + Σ w (x_q - ref): a constant image comes out exactly, in every path
+    assume(_cut_ok(h, w, 2, "code"))
+    x = np.full((3, 2, h, w), value, dtype=dtype)
+    d = nd.sample_diffeos(3, h, w, 0.05, 2, seed=seed)
+    assert np.array_equal(nd.deform(x, diffeo=d, interp="gaussian"), x)
+    xt = torch.from_numpy(x)
+    assert torch.equal(nd.deform(xt, diffeo=d, interp="gaussian"), xt)
+    assert torch.equal(nd.deform(xt.clone().requires_grad_(), diffeo=d, interp="gaussian").detach(), xt)
+    u8 = np.full((3, 2, h, w), int(abs(value)) % 256, dtype=np.uint8)
+    assert np.array_equal(nd.deform(u8, diffeo=d, interp="gaussian"), u8)
+
+
+def test_gaussian_at_zero_temperature_is_the_reference_blur():
+    # the reference's clean image for its Gaussian stability numbers is deform(img, 0, 1, 'gaussian'): a blur
+    x = np.random.default_rng(0).standard_normal((2, 12, 12))
+    y = nd.deform(x, 0.0, 1, interp="gaussian", seed=0)
+    for b in range(2):
+        np.testing.assert_allclose(y[b], _gaussian_reference(x[b], 0.0, 0.0), rtol=0, atol=1e-12)
+    assert not np.allclose(y, x)
+    assert np.array_equal(nd.deform(x, 0.0, 1, interp="linear"), x)
+
+
+# --------------------------------------------------------------------------------------------- issue 12: gradients
+@pytest.mark.parametrize("interp", ["linear", "gaussian"])
+def test_gradient_with_respect_to_the_sine_coefficients(interp):
+    # bilinear interpolation is piecewise linear in the source coordinate: gradcheck's finite differences
+    # (eps = 1e-6) are exact unless a source coordinate sits within 1e-6 of an integer; a small T keeps the
+    # displacements below a pixel and the sample coordinates away from integers (checked below).
+    H, W = 7, 9
+    x = torch.randn(2, 2, H, W, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    d = nd.sample_diffeos(2, H, W, 0.003, 2, seed=3)
+    f = d.fields()
+    gy, gx = np.meshgrid(np.arange(H), np.arange(W), indexing="ij")
+    frac = np.stack([gy - f[:, 0], gx - f[:, 1]])[:, :, 1:-1, 1:-1] % 1.0  # interior (the border never moves)
+    assert np.minimum(frac, 1 - frac).min() > 1e-4
+
+    def out(coef, img):
+        return nd.deform(img, diffeo=dataclasses.replace(d, coef=coef), interp=interp)
+
+    coef = torch.tensor(d.coef, requires_grad=True)
+    assert torch.autograd.gradcheck(out, (coef, x.clone().requires_grad_()))
+    # the documented API: a leaf tensor from to_torch, gradient after backward
+    dt = d.to_torch(requires_grad=True)
+    y = nd.deform(x, diffeo=dt, interp=interp)
+    assert y.requires_grad and dt.coef.is_leaf
+    np.testing.assert_allclose(y.detach().numpy(), nd.deform(x.numpy(), diffeo=d, interp=interp), rtol=0, atol=1e-12)
+    y.pow(2).sum().backward()
+    assert dt.coef.grad.shape == d.coef.shape and dt.coef.grad.abs().max() > 0
+    # at T = 0 the derivative is not zero (the shortcut to the identity is skipped when the coefficients need grad).
+    # There every source point is a pixel; d/dD_y of the pull-back is -(x[y+1] - x[y]) for bilinear (the slope on the
+    # side where floor() puts the corner), the symmetric Gaussian gives its own smooth slope: gradcheck in that case
+    zero = dataclasses.replace(d, coef=torch.zeros(d.coef.shape, dtype=torch.float64, requires_grad=True))
+    nd.deform(x, diffeo=zero, interp=interp).sum().backward()
+    sy, sx = (torch.tensor(t) for t in d.sine_tables())
+    # basis[m] = sin(iπy/(H-1)) sin(jπx/(W-1)), shape (M, H, W)
+    basis = sy[torch.tensor(d.mi)][:, :, None] * sx[torch.tensor(d.mj)][:, None, :]
+    if interp == "linear":
+        slope_y = torch.cat([x[..., 1:, :] - x[..., :-1, :], torch.zeros_like(x[..., :1, :])], -2).sum(1)
+        slope_x = torch.cat([x[..., 1:] - x[..., :-1], torch.zeros_like(x[..., :1])], -1).sum(1)
+        expected = -torch.stack([torch.einsum("byx,myx->bm", s, basis) for s in (slope_y, slope_x)], 1)
+        torch.testing.assert_close(zero.coef.grad, expected, rtol=0, atol=1e-12)
+    else:
+        assert zero.coef.grad.abs().max() > 0
+        assert torch.autograd.gradcheck(
+            lambda c: nd.deform(x, diffeo=dataclasses.replace(zero, coef=c), interp=interp), (zero.coef,))
+    with pytest.raises(ValueError, match=r"^diffeo\.coef requires grad but x is a numpy array"):
+        nd.deform(x.numpy(), diffeo=dt)
+    # fields() of a torch diffeo is the differentiable torch synthesis, equal to the numba one
+    np.testing.assert_allclose(dt.fields().detach().numpy(), f, rtol=0, atol=1e-12)
+    assert dt.min_jacobian_det().shape == (2,)
+
+
+def test_sine_diffeo_validates_its_coefficients():
+    d = nd.sample_diffeos(2, 8, 8, 0.01, 3, seed=0)
+    with pytest.raises(ValueError, match=r"^coef must have shape \(batch, 2, 6\)"):
+        dataclasses.replace(d, coef=np.zeros((2, 2, 5)))
+    bad = d.coef.copy()
+    bad[0, 0, 0] = np.nan
+    with pytest.raises(ValueError, match=r"^diffeo\.coef contains non-finite"):
+        nd.deform(np.zeros((2, 8, 8)), diffeo=dataclasses.replace(d, coef=bad))
+    with pytest.raises(ValueError, match=r"^dtype must be a floating-point torch dtype"):
+        d.to_torch(dtype=torch.int64)
+
+
+def test_approximate_inverse_undoes_the_deformation_to_first_order():
+    # y = x(p - D(p)), z = y(p + D(p)) = x(p - r(p)) with r = D(p + D) - D(p) = O(|D| |∇D|): relative to the forward
+    # change ~|D|, the residual is O(|∇D|) ∝ sqrt(T). Measured on a smooth image (n = 65): mean ratio 0.13 at
+    # T_max/16 and 0.26 at T_max/4 (sqrt(4) = 2 times more); with +D instead of -D the ratio would be ~2.
+    n = 65
+    yy, xx = np.meshgrid(np.arange(n), np.arange(n), indexing="ij")
+    img = np.sin(np.pi * yy / (n - 1) * 0.8 + 0.3) * np.cos(np.pi * xx / (n - 1) * 0.6)
+    x = np.repeat(img[None, None], 100, 0)
+    t_max = nd.temperature_range(n, 3)[1]
+    ratios = []
+    for T in (t_max / 16, t_max / 4):
+        d = nd.sample_diffeos(100, n, n, T, 3, seed=1)
+        inv = d.approximate_inverse()
+        assert np.array_equal(inv.coef, -d.coef)
+        y = nd.deform(x, diffeo=d)
+        z = nd.deform(y, diffeo=inv)
+        ratios.append(np.mean(np.linalg.norm((z - x).reshape(100, -1), axis=1)
+                              / np.linalg.norm((y - x).reshape(100, -1), axis=1)))
+    assert ratios[0] < 0.2 and 1.6 < ratios[1] / ratios[0] < 2.4
+
+
+# --------------------------------------------------------------------------------------------- issue 12: per sample
+def test_per_sample_temperature_and_cutoff():
+    # sample b has its own (T_b, c_b): its coefficient of mode (i, j) is N sqrt(T_b) z / k_ij where (i, j) is kept
+    # at c_b, exactly 0 beyond. Monte Carlo of the variance: chi²_K/K has s.d. sqrt(2/K), 5 s.d. (many modes).
+    K, n = 3000, 16
+    c = np.tile([2.0, 4.0, 3.0], K)
+    T = np.tile([0.01, 0.002, 0.005], K)
+    d = nd.sample_diffeos(3 * K, n, n, T, c, seed=7)
+    assert np.array_equal(d.c, c) and np.array_equal(d.T, T)
+    for which, (cb, Tb) in enumerate([(2, 0.01), (4, 0.002), (3, 0.005)]):
+        kept = set(td.kept_modes(cb, "code"))
+        coef = d.coef[which::3]
+        for m, (i, j) in enumerate(zip(d.mi + 1, d.mj + 1)):
+            if (i, j) in kept:
+                var = (coef[:, :, m] ** 2).mean() / (n**2 * Tb / (i * i + j * j))
+                assert abs(var - 1) < 5 * math.sqrt(2 / (2 * K))
+            else:
+                assert not coef[:, :, m].any()
+    # scalars and arrays agree: a constant array gives the same numbers as the scalar
+    a = nd.sample_diffeos(4, n, n, np.full(4, 0.01), np.full(4, 3), seed=2)
+    b = nd.sample_diffeos(4, n, n, 0.01, 3, seed=2)
+    assert np.array_equal(a.coef, b.coef)
+    # deform takes the arrays too (one value per field)
+    x = np.random.default_rng(0).standard_normal((3, 2, n, n))
+    expected = nd.deform(x, diffeo=nd.sample_diffeos(3, n, n, T[:3], c[:3], seed=1))
+    assert np.array_equal(nd.deform(x, T[:3], c[:3], seed=1), expected)
+    for kwargs, match in [(dict(T=np.zeros(2)), r"^T must be a scalar or have shape \(batch,\) = \(3,\)"),
+                          (dict(c=np.array([3, 0.5, 2])), r"^c must be >= 1\.0 for every sample"),
+                          (dict(T=np.array([0.1, np.nan, 0.1])), r"^T must be finite"),
+                          (dict(c=np.array(["a", "b", "c"])), r"^c must be a real number or a real array")]:
+        args = dict(T=0.01, c=3)
+        args.update(kwargs)
+        with pytest.raises(ValueError, match=match):
+            nd.sample_diffeos(3, n, n, args["T"], args["c"])
+    t_max = nd.temperature_range(32, 3, method="paper")[1]
+    folds = nd.sample_diffeos(60, 32, 32, np.full(60, t_max), np.tile([3.0, 4.0], 30), seed=1, resample_folds=True)
+    assert not folds.folds().any()
+
+
+# --------------------------------------------------------------------------------------------- issue 12: c = 1
+def test_single_mode_temperature_range():
+    from scipy import stats
+
+    # closed forms: S_odd(1) = 1/2 (mode (1, 1)) so T_min = 1/(8 n² S_odd) = 1/(4n²); N(1) = 1 so T_max = 2/π²
+    for n in (8, 32, 100):
+        lo, hi = nd.single_mode_temperature_range(n)
+        assert math.isclose(lo, 1 / (4 * n**2), rel_tol=1e-12) and math.isclose(hi, 2 / math.pi**2, rel_tol=1e-12)
+    n, K = 32, 4000
+    lo, hi = nd.single_mode_temperature_range(n)
+    # Monte Carlo: rms centre displacement 1/2 pixel at T_min (4 s.e.)
+    centre = nd.sample_diffeos(K, n + 1, n + 1, 1 / (4 * (n + 1) ** 2), 1, seed=0).fields()[:, :, n // 2, n // 2]
+    sq = (centre**2).sum(1)
+    assert abs(sq.mean() - 0.25) < 4 * sq.std() / math.sqrt(K)
+    # at T_max a field folds iff max(|A|, |B|) >= (n-1)/π with A, B ~ N(0, n²T/2): P = 1 - (2Φ((n-1)/n) - 1)²
+    # (0.555 at n = 32; measured 0.564 with the Jacobian check of the sampler); binomial s.e. 0.008, 4 s.e.
+    p = nd.sample_diffeos(K, n, n, hi, 1, seed=1).folds().mean()
+    exact = 1 - (2 * stats.norm.cdf((n - 1) / n) - 1) ** 2
+    assert abs(p - exact) < 4 * math.sqrt(exact * (1 - exact) / K)
+    # no mode, no window: the paper rule at c = 1, or an image too elongated for (1, 1)
+    with pytest.raises(ValueError, match=r"^c=1 with cutoff='paper' keeps no mode"):
+        nd.single_mode_temperature_range(32, cutoff="paper")
+    with pytest.raises(ValueError, match=r"^c=1 with cutoff='code' keeps no mode for n=\(8, 32\)"):
+        nd.single_mode_temperature_range((8, 32))
+    # the ln-c windows still refuse c = 1 (the reference divides by ln 1 = 0)
+    with pytest.raises(ValueError, match=r"^c must be > 1"):
+        nd.temperature_range(32, 1, method="exact")
+
+
+def test_paper_window_is_the_reference_formula():
+    # reference temperature_range(n, cut): T1 = 1/(π n² ln c), T2 = 4/(π³ c² ln c), typed in from its source
+    for n in (28, 32, 64):
+        for c in range(2, int(2 * n / math.pi) + 1):
+            if c >= 2 * n / math.pi:
+                continue
+            lo, hi = nd.temperature_range(n, c, method="paper")
+            assert math.isclose(lo, 1 / (math.pi * n**2 * math.log(c)), rel_tol=1e-12)
+            assert math.isclose(hi, 4 / (math.pi**3 * c**2 * math.log(c)), rel_tol=1e-12)
