@@ -68,3 +68,55 @@ def make_arrays(n: int = 40, side: int = 10, labelled: bool = True, seed: int = 
     rng = np.random.default_rng(seed)
     x = rng.standard_normal((n, side, side))
     return (x, np.arange(n) % 4) if labelled else x
+
+
+class _Block(nn.Module):
+    """A torchvision-style basic block: one ReLU module called twice, in-place add, optional downsample."""
+
+    def __init__(self, c_in: int, c_out: int, stride: int):
+        super().__init__()
+        self.conv1 = nn.Conv2d(c_in, c_out, 3, stride, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(c_out)
+        self.relu = nn.ReLU(inplace=True)
+        self.conv2 = nn.Conv2d(c_out, c_out, 3, 1, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(c_out)
+        self.downsample = None
+        if stride != 1 or c_in != c_out:
+            self.downsample = nn.Sequential(nn.Conv2d(c_in, c_out, 1, stride, bias=False), nn.BatchNorm2d(c_out))
+
+    def forward(self, x):
+        identity = x
+        out = self.relu(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        if self.downsample is not None:
+            identity = self.downsample(x)
+        out += identity
+        return self.relu(out)
+
+
+class TinyResNet(nn.Module):
+    def __init__(self, in_channels: int = 1, n_classes: int = 10, width: int = 4, seed: int = 0):
+        super().__init__()
+        torch.manual_seed(seed)
+        self.conv1 = nn.Conv2d(in_channels, width, 3, 1, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(width)
+        self.relu = nn.ReLU(inplace=True)
+        self.layer1 = nn.Sequential(_Block(width, width, 1), _Block(width, 2 * width, 2))
+        self.avgpool = nn.AdaptiveAvgPool2d((1, 1))
+        self.fc = nn.Linear(2 * width, n_classes)
+        g = torch.Generator().manual_seed(seed)
+        with torch.no_grad():  # non-trivial batch-norm statistics, so that eval mode matters
+            for m in self.modules():
+                if isinstance(m, nn.BatchNorm2d):
+                    m.running_mean.copy_(0.1 * torch.randn(m.running_mean.shape, generator=g))
+                    m.running_var.copy_(1 + 0.5 * torch.rand(m.running_var.shape, generator=g))
+
+    def forward(self, x):
+        x = self.relu(self.bn1(self.conv1(x)))
+        x = self.layer1(x)
+        x = torch.flatten(self.avgpool(x), 1)
+        return self.fc(x)
+
+
+def make_resnet(in_channels: int = 1, n_classes: int = 10, width: int = 4, seed: int = 0) -> nn.Module:
+    return TinyResNet(in_channels, n_classes, width, seed)
