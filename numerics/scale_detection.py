@@ -25,7 +25,8 @@ from numba import njit, prange
 
 from numerics.seeds import generator
 from theory import scale_exact as _ex
-from theory.scale_detection import _cli_error, _parser, check_dim, check_params, noise_sigma
+from theory.scale_detection import (_add_convention_flags, _cli_error, _parser, check_conventions, check_dim,
+                                    check_params, move_law, noise_sigma)
 
 __all__ = [
     "ScaleDetectionData", "make_dataset", "sample_moves", "move_positions", "diffeo_moves", "matched_noise",
@@ -33,6 +34,9 @@ __all__ = [
 ]
 
 METRICS = ("euclidean", "linf", "periodic", "periodic_linf", "block")
+SITES = ("margin", "all", "off_diagonal")
+GAP_MEASURES = ("width", "half_width")
+NOISE_RECTIFY = ("none", "noise", "input")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -53,6 +57,7 @@ class ScaleDetectionData:
     delta: np.ndarray
     y: np.ndarray
     periodic: bool = field(default=False)
+    sites: str = field(default="margin")
 
     @cached_property
     def x(self) -> np.ndarray:
@@ -88,18 +93,28 @@ def _distance(pos: np.ndarray, n: int, dim: int, metric: str, xi) -> np.ndarray:
 
 
 def make_dataset(n: int, xi, *, dim: int = 1, metric: str = "euclidean", gap: float = 0.0,
-                 balance: bool = False, n_pairs: int | None = None, seed=None) -> ScaleDetectionData:
+                 balance: bool = False, n_pairs: int | None = None, seed=None, sites: str | None = None,
+                 gap_measure: str = "width") -> ScaleDetectionData:
     """All pairs (or `n_pairs` random ones) of the scale-detection task.
 
-    metric: "euclidean" | "linf" (non-periodic frame; active pixels in [1, n-2]^dim, a one-pixel
-    margin so that diffeo moves stay inside), "periodic" | "periodic_linf" (torus, per-axis
+    metric: "euclidean" | "linf" (non-periodic frame), "periodic" | "periodic_linf" (torus, per-axis
     periodic differences, L2 or L-infinity norm), "block" (torus; y = +1 iff both pixels lie in
     the same xi-block on every axis: the task of the strided network).
-    Labels: y = +1 if delta < xi - gap/2, y = -1 if delta >= xi + gap/2; pairs in between are
-    dropped.  balance=True subsamples the larger class to the size of the smaller.
+    sites: the pixel positions a pair is drawn from.  "margin" ([1, n-2]^dim, a one-pixel margin so that
+    diffeo moves stay inside the frame: ours, the default of the non-periodic metrics and the set of the exact
+    theory), "all" ([0, n-1]^dim; the default on the torus; the authors' 1D ``create_dataset.py``) or
+    "off_diagonal" (2D only: every (i, j) with i != j, the set of the authors' 2D
+    ``diffeo-sota:datasets/twopoints.py``, ``combinations(permutations(range(d), 2), 2)``: 756 of the 784 pixels
+    at d = 28, 256,164 labelled pairs at xi = 14, gap 2 against our 203,154).
+    Labels (gap_measure="width", ours and the authors' 2D code): y = +1 if delta < xi - gap/2, y = -1 if
+    delta >= xi + gap/2, an excluded band of width gap; gap_measure="half_width" (the authors' 1D ``gap_dist``):
+    y = +1 if delta < xi - gap, y = -1 if delta >= xi + gap.  Pairs in the band are dropped.
+    balance=True subsamples the larger class to the size of the smaller.
     """
     if metric not in METRICS:
         raise ValueError(f"metric must be one of {METRICS}, got {metric!r}")
+    if gap_measure not in GAP_MEASURES or isinstance(gap_measure, bool):
+        raise ValueError(f"gap_measure must be one of {GAP_MEASURES}, got {gap_measure!r}")
     dim = check_dim(dim)
     if isinstance(n, bool) or not isinstance(n, (int, np.integer)):
         raise ValueError(f"n must be an integer, got {n!r}")
@@ -116,15 +131,25 @@ def make_dataset(n: int, xi, *, dim: int = 1, metric: str = "euclidean", gap: fl
             raise ValueError(f"xi must be an integer divisor of n smaller than n for metric 'block', got {xi!r}")
         if gap != 0:
             raise ValueError("gap must be 0 for metric 'block'")
+    if sites is None:
+        sites = "all" if periodic else "margin"
+    if sites not in SITES or isinstance(sites, bool):
+        raise ValueError(f"sites must be one of {SITES}, got {sites!r}")
+    if sites == "margin" and periodic:
+        raise ValueError(f"sites must be 'all' or 'off_diagonal' on the torus (metric {metric!r}), got 'margin'")
+    if sites == "off_diagonal" and dim != 2:
+        raise ValueError("sites must be 'margin' or 'all' in 1D ('off_diagonal' drops the 2D diagonal i = j)")
     rng = generator(seed)
-    lo, hi = (0, n - 1) if periodic else (1, n - 2)
+    lo, hi = (1, n - 2) if sites == "margin" else (0, n - 1)
     side = np.arange(lo, hi + 1)
     if dim == 1:
-        sites = side[:, None]
+        grid = side[:, None]
     else:
-        sites = np.stack(np.meshgrid(side, side, indexing="ij"), axis=-1).reshape(-1, 2)
-    i, j = np.triu_indices(len(sites), k=1)
-    pos = np.stack([sites[i], sites[j]], axis=1)          # (P, 2, dim)
+        grid = np.stack(np.meshgrid(side, side, indexing="ij"), axis=-1).reshape(-1, 2)
+        if sites == "off_diagonal":
+            grid = grid[grid[:, 0] != grid[:, 1]]
+    i, j = np.triu_indices(len(grid), k=1)
+    pos = np.stack([grid[i], grid[j]], axis=1)          # (P, 2, dim)
     if metric == "block":
         same = np.all(pos[:, 0] // int(xi) == pos[:, 1] // int(xi), axis=1)
         delta = _distance(pos, n, dim, "periodic_linf", xi)
@@ -132,8 +157,9 @@ def make_dataset(n: int, xi, *, dim: int = 1, metric: str = "euclidean", gap: fl
         keep = np.ones(len(y), bool)
     else:
         delta = _distance(pos, n, dim, metric, xi)
-        close = delta < xi - gap / 2
-        far = delta >= xi + gap / 2
+        half = gap / 2 if gap_measure == "width" else gap
+        close = delta < xi - half
+        far = delta >= xi + half
         keep = close | far
         y = np.where(close, 1, -1)
     pos, delta, y = pos[keep], delta[keep], y[keep]
@@ -154,39 +180,71 @@ def make_dataset(n: int, xi, *, dim: int = 1, metric: str = "euclidean", gap: fl
     if dim == 1:
         pos = pos[:, :, 0]
     return ScaleDetectionData(n=int(n), xi=xi, dim=dim, metric=metric, gap=float(gap), positions=pos.astype(np.int64),
-                              delta=delta, y=y.astype(np.int64), periodic=periodic)
+                              delta=delta, y=y.astype(np.int64), periodic=periodic, sites=sites)
 
 
 # ----------------------------------------------------------------------------------------------
 # perturbations
 
 
-def sample_moves(P: int, dim: int, rng) -> np.ndarray:
-    """(P, 2, dim) independent moves in {-1, 0, +1}, each with probability 1/3 (P an integer >= 0, dim 1 or 2)."""
+def _draw_moves(rng: np.random.Generator, shape: tuple, dim: int, moves: str) -> np.ndarray:
+    """Independent per-pixel moves of law ``moves`` (`theory.scale_detection.move_law`), shape ``shape + (dim,)``.
+    "lazy" draws ``rng.integers(-1, 2)`` per axis (the stream of every earlier release)."""
+    if moves == "lazy":
+        return rng.integers(-1, 2, size=shape + (dim,))
+    if moves == "always":
+        return 2 * rng.integers(0, 2, size=shape + (dim,)) - 1
+    v, w = move_law(moves, dim)
+    return v[rng.choice(len(v), size=shape, p=w / w.sum())]
+
+
+def sample_moves(P: int, dim: int, rng, *, moves: str = "lazy") -> np.ndarray:
+    """(P, 2, dim) independent moves of the two pixels of P images (P an integer >= 0, dim 1 or 2).
+
+    moves: "lazy" (ours: each axis -1/0/+1 w.p. 1/3), "always" (each axis +-1 w.p. 1/2, the authors' 1D script)
+    or "direction" (a rounded uniform unit step, the authors' 2D ``load_twopoints``); `theory.scale_detection.move_law`
+    has the laws and the reasons for the default."""
     if isinstance(P, bool) or not isinstance(P, (int, np.integer)) or P < 0:
         raise ValueError(f"P must be an integer >= 0, got {P!r}")
     dim = check_dim(dim)
+    check_conventions(moves)
     rng = generator(rng)
-    return rng.integers(-1, 2, size=(P, 2, dim))
+    return _draw_moves(rng, (int(P), 2), dim, moves)
 
 
-def move_positions(positions: np.ndarray, moves: np.ndarray, n: int, periodic: bool) -> np.ndarray:
-    """Moved positions: wrap on the torus, clamp to the frame otherwise."""
-    pos = np.asarray(positions).reshape(moves.shape) + moves
-    return pos % n if periodic else np.clip(pos, 0, n - 1)
+def move_positions(positions: np.ndarray, moves: np.ndarray, n: int, periodic: bool,
+                   block: int | None = None) -> np.ndarray:
+    """Moved positions: wrap on the torus, clamp to the frame otherwise; with ``block`` (an integer >= 1) a pixel
+    whose move would take it to another block x block cell (on any axis, after wrapping/clamping) stays put: the
+    authors' label-preserving diffeo of the block task (``scale_detection_1d:diffeo_cluster_mean.py``,
+    ``adding_diffeo``, which clamps first as here)."""
+    pos0 = np.asarray(positions).reshape(moves.shape)
+    pos = pos0 + moves
+    pos = pos % n if periodic else np.clip(pos, 0, n - 1)
+    if block is not None:
+        if isinstance(block, bool) or not isinstance(block, (int, np.integer)) or block < 1:
+            raise ValueError(f"block must be None or an integer >= 1, got {block!r}")
+        stay = np.any(pos // block != pos0 // block, axis=-1)
+        pos[stay] = pos0[stay]
+    return pos
 
 
-def diffeo_moves(x_or_data, *, seed=None, periodic: bool | None = None) -> np.ndarray:
-    """Apply the scale-detection diffeo: every active pixel moves by -1/0/+1 (per axis) w.p. 1/3.
+def diffeo_moves(x_or_data, *, seed=None, periodic: bool | None = None, moves: str = "lazy",
+                 block: int | None = None) -> np.ndarray:
+    """Apply the scale-detection diffeo: every active pixel moves independently by a step of law ``moves`` ("lazy",
+    ours: -1/0/+1 per axis w.p. 1/3; "always": +-1 per axis; "direction": a rounded unit step; see
+    `sample_moves`).  ``block``: undo a move that leaves the pixel's block x block cell (the authors'
+    label-preserving diffeo of the block task; pass ``block=data.xi`` for ``metric="block"``).
 
     x_or_data: a `ScaleDetectionData` (its geometry is used) or dense images (P, n) / (P, n, n)
     (every non-zero pixel moves, carrying its value; `periodic` wraps, otherwise moves are
     clamped to the frame).  Pixels landing on the same site add.  Returns dense images."""
     rng = generator(seed)
+    check_conventions(moves)
     if isinstance(x_or_data, ScaleDetectionData):
         d = x_or_data
-        mv = sample_moves(len(d), d.dim, rng)
-        new = move_positions(d.positions, mv, d.n, d.periodic)
+        mv = sample_moves(len(d), d.dim, rng, moves=moves)
+        new = move_positions(d.positions, mv, d.n, d.periodic, block)
         return positions_to_images(new.reshape(d.positions.shape), d.n, d.dim)
     x = np.asarray(x_or_data, dtype=np.float64)
     if x.ndim not in (2, 3):
@@ -196,23 +254,38 @@ def diffeo_moves(x_or_data, *, seed=None, periodic: bool | None = None) -> np.nd
     idx = np.nonzero(x)
     vals = x[idx]
     coords = np.stack(idx[1:], axis=1)
-    mv = rng.integers(-1, 2, size=coords.shape)
+    mv = _draw_moves(rng, coords.shape[:1], coords.shape[1], moves)
     n = x.shape[1]
-    new = coords + mv
-    new = new % n if per else np.clip(new, 0, n - 1)
+    new = move_positions(coords, mv, n, per, block)
     np.add.at(out, (idx[0],) + tuple(new.T), vals)
     return out
 
 
-def matched_noise(x, x_diffeo, *, per_sample: bool = False, seed=None, sigma: float | None = None) -> np.ndarray:
+def _rectify(x: np.ndarray, eta: np.ndarray, rectify: str) -> np.ndarray:
+    if rectify == "noise":
+        return np.maximum(eta, 0.0)
+    if rectify == "input":
+        return np.maximum(x + eta, 0.0) - x
+    return eta
+
+
+def matched_noise(x, x_diffeo, *, per_sample: bool = False, seed=None, sigma: float | None = None,
+                  rectify: str = "none") -> np.ndarray:
     """Gaussian noise matched to the diffeo: i.i.d. N(0, sigma^2) on every pixel with
     n_pixels sigma^2 = <|tau x - x|^2> over the batch (or the given `sigma`, e.g. the exact
     `theory.scale_detection.noise_sigma`); per_sample=True rescales each draw to
-    |eta_i| = |tau x_i - x_i| exactly."""
+    |eta_i| = |tau x_i - x_i| exactly.
+
+    rectify: "none" (ours: eta as drawn; the network's first ReLU rectifies it after pooling), "noise" (returns
+    ReLU(eta), so x + ReLU(eta) is fed: the authors' 1D ``perturb``, sigma^2 the per-pixel mean square of
+    tau x - x over the batch, as here) or "input" (returns ReLU(x + eta) - x: the authors' constant-filter
+    notebook, ``noisy_batch1d(x, xd).relu()``).  Rectification follows the scaling, so E|ReLU(eta)|^2 =
+    E|eta|^2 / 2."""
     x = np.asarray(x, dtype=np.float64)
     xd = np.asarray(x_diffeo, dtype=np.float64)
     if x.shape != xd.shape:
         raise ValueError(f"x and x_diffeo must have the same shape, got {x.shape} and {xd.shape}")
+    check_conventions(rectify=rectify, rectify_allowed=NOISE_RECTIFY)
     rng = generator(seed)
     g = rng.standard_normal(x.shape)
     P = x.shape[0]
@@ -220,12 +293,12 @@ def matched_noise(x, x_diffeo, *, per_sample: bool = False, seed=None, sigma: fl
     norms = np.sqrt(((xd - x) ** 2).reshape(P, -1).sum(axis=1))
     if per_sample:
         gn = np.sqrt((g ** 2).reshape(P, -1).sum(axis=1))
-        return g * (norms / gn).reshape((P,) + (1,) * (x.ndim - 1))
+        return _rectify(x, g * (norms / gn).reshape((P,) + (1,) * (x.ndim - 1)), rectify)
     if sigma is None:
         sigma = math.sqrt(np.mean(norms ** 2) / npix)
     elif not (sigma >= 0 and math.isfinite(sigma)):
         raise ValueError(f"sigma must be a finite number >= 0, got {sigma!r}")
-    return sigma * g
+    return _rectify(x, sigma * g, rectify)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -603,13 +676,16 @@ def _sparse_tables(geom: "NetGeometry"):
 
 
 def sample_terms(xi, n, *, dim=1, stride=1, layers=10, periodic=False, samples=10000, seed=None,
-                 noise="matched", chunk=20000, sparse=True):
+                 noise="matched", chunk=20000, sparse=True, moves="lazy", rectify="none", preserve_blocks=False):
     """Per-sample terms (numD, numG, den), each (samples, layers + 1), of the Monte Carlo.
 
     sparse=True (stride 1): clean differences from exact inner products of the sparse inputs and
     one dense noise pass per sample (`_simulate_sparse`); sparse=False: four dense forward passes
-    per sample (x, tau x, x', x + eta), the reference implementation."""
+    per sample (x, tau x, x', x + eta), the reference implementation.  moves, rectify ("none", "noise",
+    "input"), preserve_blocks: the conventions of `simulate_layers`."""
     geom = NetGeometry.build(xi, n, dim=dim, stride=stride, layers=layers, periodic=periodic)
+    moves, rectify, preserve_blocks = check_conventions(moves, rectify, preserve_blocks, stride=geom.stride,
+                                                        rectify_allowed=NOISE_RECTIFY)
     use_sparse = sparse and geom.stride == 1
     tables = _sparse_tables(geom) if use_sparse else None
     if isinstance(samples, bool) or not isinstance(samples, (int, np.integer)) or samples < 2:
@@ -621,7 +697,8 @@ def sample_terms(xi, n, *, dim=1, stride=1, layers=10, periodic=False, samples=1
     metric = "block" if geom.stride > 1 else ("periodic_linf" if per else "linf")
     data = make_dataset(geom.n, geom.xi, dim=geom.dim, metric=metric)
     P = len(data)
-    sigma = noise_sigma(geom.xi, geom.n, dim=geom.dim, stride=geom.stride, periodic=per)
+    sigma = noise_sigma(geom.xi, geom.n, dim=geom.dim, stride=geom.stride, periodic=per, moves=moves,
+                        preserve_blocks=preserve_blocks)
     npix = geom.n ** geom.dim
     parts = []
     done = 0
@@ -631,11 +708,14 @@ def sample_terms(xi, n, *, dim=1, stride=1, layers=10, periodic=False, samples=1
         iy = (ix + 1 + rng.integers(0, P - 1, m)) % P
         px = _as3(data.positions[ix], geom.dim)
         mv = np.zeros((m, 2, 2), np.int64)
-        mv[:, :, : geom.dim] = sample_moves(m, geom.dim, rng)
+        mv[:, :, : geom.dim] = sample_moves(m, geom.dim, rng, moves=moves)
         pt = px + mv
         pt = pt % geom.n if per else np.clip(pt, 0, geom.n - 1)
         if geom.dim == 1:
             pt[:, :, 1] = 0
+        if preserve_blocks:                      # undo the moves that leave their xi-block (torus: n % xi == 0)
+            stay = np.any(pt // geom.xi != px // geom.xi, axis=2)
+            pt[stay] = px[stay]
         py = _as3(data.positions[iy], geom.dim)
         g = rng.standard_normal((m, npix))
         if noise == "matched":
@@ -643,6 +723,13 @@ def sample_terms(xi, n, *, dim=1, stride=1, layers=10, periodic=False, samples=1
         else:
             dn = np.sqrt(_move_norms(px, pt, geom.dim))
             eta = g * (dn / np.sqrt((g ** 2).sum(axis=1)))[:, None]
+        if rectify != "none":
+            raw = eta
+            eta = np.maximum(raw, 0.0)
+            if rectify == "input":   # ReLU(x + eta) - x, x = 1 on the two (distinct) pixels of x and 0 elsewhere
+                flat = px[:, :, 0] * geom.n + px[:, :, 1] if geom.dim == 2 else px[:, :, 0]
+                rows = np.arange(m)[:, None]
+                eta[rows, flat] = np.maximum(raw[rows, flat], -1.0)
         if use_sparse:
             kap, F1, F2, R, p1, pk = tables
             parts.append(_simulate_sparse(px, pt, py, eta, geom.n, geom.dim, geom.periodic, geom.kt, geom.layers,
@@ -662,13 +749,17 @@ def _move_norms(px, pt, dim):
 
 
 def simulate_layers(xi, n, *, dim=1, stride=1, layers=10, periodic=False, samples=10000, seed=None,
-                    noise="matched") -> list[dict]:
+                    noise="matched", moves="lazy", rectify="none", preserve_blocks=False) -> list[dict]:
     """Monte-Carlo D_k, G_k, R_k with standard errors at every layer and the output.
 
     noise="matched": the model of the theory (i.i.d. N(0, sigma^2), sigma from
-    `theory.scale_detection.noise_sigma`); "per_sample": |eta_i| = |tau x_i - x_i| exactly."""
+    `theory.scale_detection.noise_sigma`); "per_sample": |eta_i| = |tau x_i - x_i| exactly.
+    Conventions (defaults ours, docs/reference-conventions.md): ``moves`` "lazy" | "always" | "direction"
+    (`theory.scale_detection.move_law`); ``rectify`` "none" | "noise" (x + ReLU(eta)) | "input" (ReLU(x + eta));
+    ``preserve_blocks`` (strided only): moves leaving their xi-block are undone."""
     (nD, nG, den), geom = sample_terms(xi, n, dim=dim, stride=stride, layers=layers, periodic=periodic,
-                                       samples=samples, seed=seed, noise=noise)
+                                       samples=samples, seed=seed, noise=noise, moves=moves, rectify=rectify,
+                                       preserve_blocks=preserve_blocks)
     rows = []
     for k in range(geom.layers + 1):
         kk = k + 1
@@ -685,32 +776,37 @@ def simulate_layers(xi, n, *, dim=1, stride=1, layers=10, periodic=False, sample
 # brute force (all pairs, all moves): exact D_k and denominators from dense forward passes
 
 
-def brute_force_layers(xi, n, *, dim=1, stride=1, layers=None, periodic=False) -> dict:
+def brute_force_layers(xi, n, *, dim=1, stride=1, layers=None, periodic=False, moves="lazy",
+                       preserve_blocks=False) -> dict:
     """Exact numerators of D_k and denominators by enumeration with dense forward passes.
 
     Returns {"D_num", "den", "D", "input_norm"} arrays over k = 1..L, output.  Independent of the
-    closed forms of `theory.scale_detection` (it never uses their algebra)."""
+    closed forms of `theory.scale_detection` (it never uses their algebra).  ``moves`` / ``preserve_blocks``: the
+    diffeo's conventions (`simulate_layers`); every pair of moves is weighted by its probability."""
     geom = NetGeometry.build(xi, n, dim=dim, stride=stride, layers=layers, periodic=periodic)
+    moves, _, preserve_blocks = check_conventions(moves, "none", preserve_blocks, stride=geom.stride)
     metric = "block" if geom.stride > 1 else ("periodic_linf" if geom.periodic else "linf")
     data = make_dataset(geom.n, geom.xi, dim=geom.dim, metric=metric)
     reps = forward(data.x, geom)
     flat = [r.reshape(len(data), -1) for r in reps[:-1]] + [reps[-1].reshape(-1, 1)]
     P = len(data)
     den = np.array([2.0 * (np.mean((f ** 2).sum(1)) - (f.mean(0) ** 2).sum()) * P / (P - 1) for f in flat])
-    moves = np.array(np.meshgrid(*([[-1, 0, 1]] * geom.dim), indexing="ij")).reshape(geom.dim, -1).T
+    vecs, wts = move_law(moves, geom.dim)
+    block = geom.xi if preserve_blocks else None
     num = np.zeros(len(flat))
     inp = 0.0
-    for m1 in moves:
-        for m2 in moves:
+    for m1, w1 in zip(vecs, wts):
+        for m2, w2 in zip(vecs, wts):
             mv = np.broadcast_to(np.stack([m1, m2]), (P, 2, geom.dim))
-            newpos = move_positions(data.positions, mv, geom.n, geom.periodic).reshape(data.positions.shape)
+            newpos = move_positions(data.positions, mv, geom.n, geom.periodic, block).reshape(data.positions.shape)
             xt = positions_to_images(newpos, geom.n, geom.dim)
-            inp += np.mean(((xt - data.x) ** 2).reshape(P, -1).sum(1))
+            inp += int(w1 * w2) * np.mean(((xt - data.x) ** 2).reshape(P, -1).sum(1))
             rt = forward(xt, geom)
             for k, (a, b) in enumerate(zip(rt, reps)):
-                num[k] += np.mean(((a - b) ** 2).reshape(P, -1).sum(1))
-    num /= len(moves) ** 2
-    return {"D_num": num, "den": den, "D": num / den, "input_norm": inp / len(moves) ** 2}
+                num[k] += int(w1 * w2) * np.mean(((a - b) ** 2).reshape(P, -1).sum(1))
+    tot = int(wts.sum()) ** 2
+    num /= tot
+    return {"D_num": num, "den": den, "D": num / den, "input_norm": inp / tot}
 
 
 # ----------------------------------------------------------------------------------------------
@@ -725,10 +821,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--samples", type=int, default=100000)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--noise", choices=["matched", "per_sample"], default="matched")
+    _add_convention_flags(p, NOISE_RECTIFY)
     a = p.parse_args(argv)
     try:
         rows = simulate_layers(a.xi, a.n, dim=a.dim, stride=a.stride, layers=a.layers, periodic=a.periodic,
-                               samples=a.samples, seed=a.seed, noise=a.noise)
+                               samples=a.samples, seed=a.seed, noise=a.noise, moves=a.moves, rectify=a.rectify,
+                               preserve_blocks=a.preserve_blocks)
     except ValueError as e:
         return _cli_error(p, a, e)
     if a.json:

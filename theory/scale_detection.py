@@ -17,11 +17,15 @@ the same one):
     xi-block); n divisible by s^(layers-1).
   Dataset = all unordered pairs of distinct positions (P of them), each with probability 1/P.
 * **Diffeo** tau: each active pixel moves independently by -1/0/+1 (per axis) w.p. 1/3;
-  wraps on the torus; two pixels landing on the same site add (value 2).
+  wraps on the torus; two pixels landing on the same site add (value 2).  Other laws
+  (``moves="always"``: +-1 per axis, the authors' 1D script; ``"direction"``: a rounded random unit
+  step, their 2D code) and, strided, the block-preserving diffeo (``preserve_blocks``) are options
+  of every function below (`move_law`, `check_conventions`, docs/reference-conventions.md).
 * **Noise** eta: i.i.d. N(0, sigma^2) on all n^dim input pixels, sigma^2 = E_{x,tau}|tau x - x|^2
   / n^dim (exact expectation, `noise_sigma`).  It enters the first ReLU: where the signal is
   zero, layer-1 outputs are rectified *correlated* Gaussians (arc-cosine kernel); where it is
-  not, the exact bivariate moments with means (`theory.scale_gauss`).
+  not, the exact bivariate moments with means (`theory.scale_gauss`).  ``rectify="noise"`` feeds
+  x + ReLU(eta) instead (the authors' 1D script): the pooling stage is then linear in the noise.
 * **Network, stride 1** (k~ = (xi-1)/2, layers L >= k~+1):
   layers 1..k~: g_k = ReLU(w * g_{k-1}), w the constant 3^dim filter of value 3^-dim, zero
   bias (pure spatial pooling; ReLU inactive on clean inputs, so g_k = A^k x);
@@ -68,6 +72,12 @@ ReLU as a sum of rectified Gaussians:
   sum of 2k~ - 1 rectified correlated Gaussians (dimension 2k~ + 1 in the noise) and the layers
   after it need joint laws of overlapping threshold units; G_k, R_k for k > k~ are returned as
   None there and measured by `numerics.scale_detection`.
+* rectified noise (``rectify="noise"``): x + ReLU(eta) >= 0, so no ReLU of the pooling stage acts and
+  G_k (k <= k~) is a quadratic form of i.i.d. rectified pixels (closed form); a threshold unit is
+  ReLU(h + U - 1) with U a weighted sum of independent rectified pixels, exact unit by unit
+  (`theory.rectified_sums.weighted_rectified_moments`); overlapping threshold units share pixels, so for
+  stride 1 the layers after the threshold are None (any k~), while strided networks stay exact at every
+  layer (disjoint blocks).
 """
 from __future__ import annotations
 
@@ -86,6 +96,7 @@ from theory.arguments import check_flag
 from theory.scale_gauss import relu_mean, relu_product_moment, relu_second_moment
 
 __all__ = [
+    "MOVES", "RECTIFY", "move_law", "check_conventions",
     "ScaleNetSpec", "check_params", "check_dim", "threshold_layer", "diffeo_input_norm", "noise_sigma",
     "exact_layers", "realised_output", "trinomial_kernel", "pooling_D_expression", "evaluate_sums",
     "pooling_limit_expressions",
@@ -176,11 +187,76 @@ def check_params(xi, n, *, dim=1, stride=1, layers=None, periodic=False) -> Scal
 
 
 # ----------------------------------------------------------------------------------------------
+# conventions: the diffeo's move law, the noise rectification, the block-preserving diffeo
+
+MOVES = ("lazy", "always", "direction")
+RECTIFY = ("none", "noise")
+
+
+def move_law(moves: str = "lazy", dim: int = 1) -> tuple[np.ndarray, np.ndarray]:
+    """The law of one active pixel's move: (vectors (M, dim) int64, integer weights (M,)); P(v) = weight / sum.
+
+    * ``"lazy"`` (ours, the default): each axis independently -1, 0, +1 w.p. 1/3 (E|m|^2 = 2 dim/3); a pixel stays
+      put w.p. 3^-dim.  It is the law of the authors' earlier, commented-out 2D code
+      (``relativestability:data/__init__.py``, ``torch.randint(3, ...) - 1``) and the one every exact sum of this
+      package was first written for.
+    * ``"always"``: each axis independently +-1 w.p. 1/2 (E|m|^2 = dim): the authors' 1D script
+      (``UmbertoTomasini/scale_detection_1d:diffeo_cluster_mean.py``, ``2 * (randint(2) - 1/2)``), where every pixel
+      moves; D is larger by the ratio of E|m|^2, 3/2, at large k.
+    * ``"direction"``: a uniformly random unit direction rounded to the lattice (the authors' 2D
+      ``load_twopoints(local_translations=1)``: t = randn(2), round(t/|t|)): an axis step w.p. 2/3, a diagonal one
+      w.p. 1/3 (E|m|^2 = 4/3, the lazy value); in 1D it is +-1 (= ``"always"``).
+
+    Why lazy is ours: it is the maximum-entropy law on the 3^dim neighbourhood (no preferred axis, moves of every
+    axis independent), it keeps the per-axis factorisation that the exact sums use, and with it D and R are those of
+    a diffeo that does not always move every feature.  ``ValueError`` for an unknown law or dim."""
+    dim = check_dim(dim)
+    if moves not in MOVES or isinstance(moves, bool):
+        raise ValueError(f"moves must be one of {MOVES}, got {moves!r}")
+    grid = np.array(np.meshgrid(*([[-1, 0, 1]] * dim), indexing="ij")).reshape(dim, -1).T.astype(np.int64)
+    if moves == "lazy":
+        return grid, np.ones(len(grid), np.int64)
+    if moves == "always" or dim == 1:
+        v = grid[np.all(grid != 0, axis=1)]
+        return v, np.ones(len(v), np.int64)
+    v = grid[np.any(grid != 0, axis=1)]
+    return v, np.where(np.all(v != 0, axis=1), 1, 2).astype(np.int64)
+
+
+def _move_table(moves: str, dim: int) -> tuple[np.ndarray, np.ndarray]:
+    """`move_law` as the (M, 2) int64 / (M,) float64 arrays of the numba sums (second column 0 in 1D)."""
+    v, w = move_law(moves, dim)
+    mv = np.zeros((len(v), 2), np.int64)
+    mv[:, :dim] = v
+    return mv, w.astype(np.float64)
+
+
+def check_conventions(moves: str = "lazy", rectify: str = "none", preserve_blocks: bool = False, *,
+                      stride: int = 1, rectify_allowed: tuple = RECTIFY) -> tuple[str, str, bool]:
+    """Validate the convention options of the theory and the simulator (ValueError naming the argument).
+
+    ``moves``: one of `MOVES` (`move_law`); ``rectify``: one of ``rectify_allowed`` -- ``"none"`` (ours: eta is
+    added as drawn, the first ReLU rectifies the pooled noise) or ``"noise"`` (x + ReLU(eta), the authors' 1D
+    ``perturb``; the simulator also has ``"input"``, ReLU(x + eta), the authors' constant-filter notebook);
+    ``preserve_blocks``: the label-preserving diffeo of the block task (a pixel's move is undone when it would leave
+    its xi-block, the authors' 1D ``adding_diffeo``), strided networks only."""
+    if moves not in MOVES or isinstance(moves, bool):
+        raise ValueError(f"moves must be one of {MOVES}, got {moves!r}")
+    if rectify not in rectify_allowed or isinstance(rectify, bool):
+        raise ValueError(f"rectify must be one of {rectify_allowed}, got {rectify!r}")
+    preserve_blocks = check_flag("preserve_blocks", preserve_blocks)
+    if preserve_blocks and stride == 1:
+        raise ValueError("preserve_blocks must be False for stride 1: the block-preserving diffeo belongs to the "
+                         "block task of the strided network (stride >= 2)")
+    return moves, rectify, preserve_blocks
+
+
+# ----------------------------------------------------------------------------------------------
 # inputs
 
 
-def diffeo_input_norm(n: int, *, dim: int = 1, periodic: bool = False) -> float:
-    """E_{x,tau}|tau x - x|^2 exactly, over all pairs and the 3^(2 dim) moves.
+def diffeo_input_norm(n: int, *, dim: int = 1, periodic: bool = False, moves: str = "lazy") -> float:
+    """E_{x,tau}|tau x - x|^2 exactly, over all pairs and the moves of both pixels (law ``moves``, `move_law`).
 
     |tau x - x|^2 = sum over the four points (moved pixels with +1, original with -1) of
     c_i c_j [p_i = p_j]; depends only on the displacement Delta (translation invariance).
@@ -203,10 +279,10 @@ def diffeo_input_norm(n: int, *, dim: int = 1, periodic: bool = False) -> float:
     w = w.ravel()
     keep = np.any(delta != 0, axis=1)
     delta, w = delta[keep], w[keep]
-    moves = np.array(np.meshgrid(*([[-1, 0, 1]] * dim), indexing="ij")).reshape(dim, -1).T
+    mvs, mw = move_law(moves, dim)
     total = 0.0
-    for m1 in moves:
-        for m2 in moves:
+    for m1, w1 in zip(mvs, mw):
+        for m2, w2 in zip(mvs, mw):
             pts = [np.broadcast_to(m1, delta.shape), delta + m2, np.zeros_like(delta), delta]
             co = [1.0, 1.0, -1.0, -1.0]
             acc = np.zeros(len(delta))
@@ -216,14 +292,50 @@ def diffeo_input_norm(n: int, *, dim: int = 1, periodic: bool = False) -> float:
                     if periodic:
                         eq = eq % n
                     acc += co[i] * co[j] * np.all(eq == 0, axis=1)
-            total += np.sum(w * acc)
-    return float(total / (len(moves) ** 2 * w.sum()))
+            total += int(w1 * w2) * np.sum(w * acc)
+    return float(total / (int(mw.sum()) ** 2 * w.sum()))
 
 
-def noise_sigma(xi: int, n: int, *, dim: int = 1, stride: int = 1, periodic: bool = False) -> float:
-    """sigma with n^dim sigma^2 = E|eta|^2 = E_{x,tau}|tau x - x|^2 (exact)."""
+def _block_input_norm(n: int, xi: int, dim: int, moves: str) -> float:
+    """E_{x,tau}|tau x - x|^2 on the torus with the block-preserving diffeo (a move leaving the pixel's xi-block is
+    undone): not translation invariant, so every unordered pair and every pair of moves is enumerated."""
+    mvs, mw = move_law(moves, dim)
+    sites = np.stack(np.meshgrid(*([np.arange(n)] * dim), indexing="ij"), axis=-1).reshape(-1, dim)
+    i, j = np.triu_indices(len(sites), k=1)
+    r1, r2 = sites[i], sites[j]
+
+    def moved(r, m):
+        q = (r + m) % n
+        stay = np.any(q // xi != r // xi, axis=1)
+        q[stay] = r[stay]
+        return q
+
+    total = 0.0
+    for m1, w1 in zip(mvs, mw):
+        q1 = moved(r1, m1)
+        for m2, w2 in zip(mvs, mw):
+            q2 = moved(r2, m2)
+            pts, co = (q1, q2, r1, r2), (1.0, 1.0, -1.0, -1.0)
+            acc = np.zeros(len(r1))
+            for a in range(4):
+                for b in range(4):
+                    acc += co[a] * co[b] * np.all(pts[a] == pts[b], axis=1)
+            total += int(w1 * w2) * float(acc.sum())
+    return total / (int(mw.sum()) ** 2 * len(r1))
+
+
+def noise_sigma(xi: int, n: int, *, dim: int = 1, stride: int = 1, periodic: bool = False, moves: str = "lazy",
+                preserve_blocks: bool = False) -> float:
+    """sigma with n^dim sigma^2 = E|eta|^2 = E_{x,tau}|tau x - x|^2 (exact), for the diffeo with move law ``moves``
+    (`move_law`) and, strided only, ``preserve_blocks`` (`check_conventions`).  The noise of ``rectify="noise"``
+    uses the same sigma before rectification (the authors' 1D ``perturb``), so E|ReLU(eta)|^2 = E|eta|^2/2."""
     spec = check_params(xi, n, dim=dim, stride=stride, layers=None, periodic=periodic)
-    return math.sqrt(diffeo_input_norm(spec.n, dim=spec.dim, periodic=spec.periodic) / spec.n ** spec.dim)
+    moves, _, preserve_blocks = check_conventions(moves, "none", preserve_blocks, stride=spec.stride)
+    if preserve_blocks:
+        norm = _block_input_norm(spec.n, spec.xi, spec.dim, moves)
+    else:
+        norm = diffeo_input_norm(spec.n, dim=spec.dim, periodic=spec.periodic, moves=moves)
+    return math.sqrt(norm / spec.n ** spec.dim)
 
 
 def realised_output(delta, xi: int, *, stride: int = 1, positions=None) -> np.ndarray:
@@ -392,9 +504,79 @@ def _noise_numerators_stride1(spec: ScaleNetSpec, sigma: float, kap, R: int, thr
     return out
 
 
-def _strided(spec: ScaleNetSpec):
+_MU1 = 1.0 / math.sqrt(2.0 * math.pi)          # E ReLU(g), g ~ N(0, 1)
+_VAR1 = 0.5 - 0.5 / math.pi                    # Var ReLU(g)
+
+
+def _rectified_pooling_stride1(spec: ScaleNetSpec, sigma: float, kap, R: int) -> np.ndarray:
+    """E|g_k(x + r) - g_k(x)|^2, k = 1..k~, for rectified input noise r = ReLU(eta) (``rectify="noise"``), exact.
+
+    x + r >= 0, so no ReLU of the pooling stage acts and g_k(x + r) - g_k(x) = A^k r, a linear map of i.i.d.
+    pixels of mean mu = sigma/sqrt(2 pi) and variance v = sigma^2 (1/2 - 1/(2 pi)); with full (or circular)
+    padding sum_u A^k_{up} A^k_{uq} = K_2k(p - q) (`theory.scale_exact`), so
+    E|A^k r|^2 = v N K_2k(0) + mu^2 sum_{p,q} K_2k(p - q), both products over the axes: the signal never enters."""
+    n, dim, kt = spec.n, spec.dim, spec.kt
+    mu2, v = (sigma * _MU1) ** 2, sigma * sigma * _VAR1
+    d = np.arange(-(n - 1), n)
+    out = np.full(kt + 1, np.nan)
+    for k in range(1, kt + 1):
+        k0 = kap[0, 2 * k, R]
+        pair = float(np.sum((n - np.abs(d)) * kap[0, 2 * k, d + R]))
+        out[k] = v * n ** dim * k0 ** dim + mu2 * pair ** dim
+    return out
+
+
+def _rectified_threshold_stride1(spec: ScaleNetSpec, sigma: float) -> float:
+    """E|g_{k~+1}(x + r) - g_{k~+1}(x)|^2 for rectified input noise (stride 1), exact up to the lattice sums of
+    `theory.rectified_sums.weighted_rectified_moments` (~1e-12).
+
+    A threshold unit u computes ReLU(h_u + U_u - 1) with h_u = 3^(dim k~) (A^k~ x)_u = sum_i T~(u - r_i) (an
+    integer, >= 1 on the union of the two xi-boxes and 0 outside) and U_u = sum_p T~(u - p) r_p >= 0 (T~ the
+    integer trinomial weights, truncated at the frame).  Inside the union the ReLU never acts: the difference is U_u
+    exactly (E U_u^2 closed form); outside it is ReLU(U_u - 1).  A unit lies outside for a fraction
+    C(Npos - b_u, 2) / C(Npos, 2) of the pairs, b_u the number of allowed pixel positions in its xi-box."""
+    n, dim, kt = spec.n, spec.dim, spec.kt
+    T = np.ones(1)
+    for _ in range(kt):
+        T = np.convolve(T, np.ones(3))                   # T~ on [-kt, kt] (integers)
+    per = spec.periodic
+    units = np.arange(n) if per else np.arange(-kt, n + kt)
+    lo, hi = (0, n - 1) if per else (1, n - 2)
+    profiles, boxes = [], []
+    for u in units:
+        p = np.arange(n)
+        dd = (p - u + n // 2) % n - n // 2 if per else p - u
+        inside = np.abs(dd) <= kt
+        profiles.append(np.sort(T[dd[inside] + kt]))
+        r = np.arange(lo, hi + 1)
+        dr = (r - u + n // 2) % n - n // 2 if per else r - u
+        boxes.append(int(np.sum(np.abs(dr) <= kt)))
+    Npos = spec.n_positions
+    pairs = Npos * (Npos - 1) / 2.0
+    mu, v = sigma * _MU1, sigma * sigma * _VAR1
+    cache: dict = {}
+    total = 0.0
+    for idx in np.ndindex(*(len(units),) * dim):
+        w = profiles[idx[0]]
+        b = boxes[idx[0]]
+        if dim == 2:
+            w = np.outer(w, profiles[idx[1]]).ravel()
+            b *= boxes[idx[1]]
+        key = tuple(np.sort(w))
+        if key not in cache:
+            ez, ez2, _ = _rs.weighted_rectified_moments(w, sigma, 1.0)
+            m, s2 = mu * float(w.sum()), v * float(w @ w)
+            cache[key] = (s2 + m * m, ez2)
+        inside2, outside2 = cache[key]
+        q = (Npos - b) * (Npos - b - 1) / 2.0 / pairs
+        total += (1.0 - q) * inside2 + q * outside2
+    return total
+
+
+def _strided(spec: ScaleNetSpec, moves: str = "lazy", rectify: str = "none", preserve_blocks: bool = False):
     n, s, dim, kt, L = spec.n, spec.stride, spec.dim, spec.kt, spec.layers
-    numD, normsq, same_frac, npairs = _ex.strided_sums(n, s, dim, kt, L)
+    mv_, mw_ = _move_table(moves, dim)
+    numD, normsq, same_frac, npairs = _ex.strided_sums(n, s, dim, kt, L, mv_, mw_, preserve_blocks)
     N = n ** dim
     sigma = math.sqrt(numD[0] / N)
     # mean maps
@@ -436,7 +618,10 @@ def _strided(spec: ScaleNetSpec):
     numG = np.full(L + 2, np.nan)
     m0, v0_ = moments(0.0)
     for l in range(1, kt + 1):
-        numG[l] = num(s ** ((l - 1) * dim), (n // s ** l) ** dim, s ** l, m0, v0_)
+        if rectify == "noise":   # block sums of x + ReLU(eta): no ReLU acts; N / s^(l dim) sums of s^(l dim) pixels
+            numG[l] = N * sigma * sigma * _VAR1 + N * s ** (l * dim) * (sigma * _MU1) ** 2
+        else:
+            numG[l] = num(s ** ((l - 1) * dim), (n // s ** l) ** dim, s ** l, m0, v0_)
     # Threshold layer and after: each threshold unit z = ReLU(S - 1) sums the M = s^(dim (k~-1)) independent
     # layer-1 units of its xi-block, so threshold units are independent across blocks; per block only four
     # configurations occur (no active pixel; one; two in different layer-1 blocks; two in the same one).  Their
@@ -448,6 +633,14 @@ def _strided(spec: ScaleNetSpec):
     clean = {"none": 0.0, "one": 0.0, "two_apart": 1.0, "two_same": 1.0}
     signal = {"none": [], "one": [1.0], "two_apart": [1.0, 1.0], "two_same": [2.0]}
     mv = {}
+    if rectify == "noise":
+        # z = ReLU(c + S - 1), S the sum of the xi^dim rectified pixels of the block: c >= 1 leaves the ReLU
+        # inactive (shift S exactly), c = 0 needs the law of S below 1 (`theory.rectified_sums`)
+        nxi = xi ** dim
+        e1, e2, _ = _rs.weighted_rectified_moments(np.ones(nxi), sigma, 1.0)
+        mS, vS = nxi * sigma * _MU1, nxi * sigma * sigma * _VAR1
+        mv = {"none": (e1, e2 - e1 * e1), "one": (mS, vS), "two_apart": (mS, vS), "two_same": (mS, vS)}
+        signal = {}
     for cfg, cs in signal.items():
         if cfg == "two_apart" and M < 2:
             continue
@@ -476,29 +669,43 @@ def _strided(spec: ScaleNetSpec):
 
 
 def exact_layers(xi: int, n: int, *, dim: int = 1, stride: int = 1, layers: int = 10, periodic: bool = False,
-                 include_diagonal: bool = False, with_numerators: bool = False) -> list[dict]:
+                 include_diagonal: bool = False, with_numerators: bool = False, moves: str = "lazy",
+                 rectify: str = "none", preserve_blocks: bool = False) -> list[dict]:
     """Exact D_k, G_k, R_k at every layer k = 1..layers and at the output (k = layers + 1).
 
     Returns one dict per layer: k, name ("pool", "threshold", "pool_after", "output"), D, G, R
     (floats; G and R are None after the threshold layer for stride 1 with k~ >= 2, see the
     module docstring) and, with
     `with_numerators`, the numerators D_num, G_num and the denominator den.
+
+    Conventions (defaults ours; `check_conventions`, docs/reference-conventions.md): ``moves`` the per-pixel move
+    law of the diffeo (`move_law`: "lazy" -1/0/+1, "always" +-1 per axis, "direction" a rounded unit step);
+    ``rectify="noise"`` feeds x + ReLU(eta) (sigma from the same `noise_sigma`): exact in the pooling stage and at
+    the threshold layer for stride 1 (None after it: overlapping threshold units see correlated sums of rectified
+    pixels, with no closed-form joint law) and at every layer for strided networks; ``preserve_blocks`` (strided
+    only) undoes a move that leaves the pixel's xi-block, so D_k = 0 for k >= k~.
     """
     spec = check_params(xi, n, dim=dim, stride=stride, layers=layers, periodic=periodic)
     include_diagonal = check_flag("include_diagonal", include_diagonal)
+    moves, rectify, preserve_blocks = check_conventions(moves, rectify, preserve_blocks, stride=spec.stride)
     L, kt = spec.layers, spec.kt
     if spec.stride == 1:
         R = spec.n + 2 * spec.xi + 2 * L + 12
         kap, F1, F2 = _ex.all_tables(spec.n, spec.dim, spec.periodic, 2 * L + 2, R)
-        numD, normsq, ov_mean, _ = _ex.clean_sums(spec.n, kt, spec.dim, spec.periodic, L, kap, F1, F2, R)
+        mv, mw = _move_table(moves, spec.dim)
+        numD, normsq, ov_mean, _ = _ex.clean_sums(spec.n, kt, spec.dim, spec.periodic, L, kap, F1, F2, R, mv, mw)
         mean_sq = _mean_map_sq_stride1(spec, kap, R, ov_mean)
         sigma = math.sqrt(numD[0] / spec.n ** spec.dim)
         numG = np.full(L + 2, np.nan)
-        numG[1: kt + 1] = _noise_numerators_stride1(spec, sigma, kap, R)[1:]
-        if kt == 1:
-            numG[kt + 1:] = _noise_numerators_stride1(spec, sigma, kap, R, threshold=True)
+        if rectify == "noise":
+            numG[1: kt + 1] = _rectified_pooling_stride1(spec, sigma, kap, R)[1:]
+            numG[kt + 1] = _rectified_threshold_stride1(spec, sigma)
+        else:
+            numG[1: kt + 1] = _noise_numerators_stride1(spec, sigma, kap, R)[1:]
+            if kt == 1:
+                numG[kt + 1:] = _noise_numerators_stride1(spec, sigma, kap, R, threshold=True)
     else:
-        numD, normsq, mean_sq, numG, sigma = _strided(spec)
+        numD, normsq, mean_sq, numG, sigma = _strided(spec, moves, rectify, preserve_blocks)
     P = spec.n_pairs
     factor = 1.0 if include_diagonal else P / (P - 1.0)
     den = 2.0 * (normsq - mean_sq) * factor
@@ -593,21 +800,35 @@ def _kappa_exact(m: int, d: int) -> sp.Rational:
     return sp.Rational(s, 3 ** m)
 
 
-def pooling_limit_expressions(dim: int = 1, stride: int = 1) -> dict:
+def _law_rationals(moves: str, dim: int):
+    """(move vectors, exact probabilities as sympy Rationals, P(stay) as a Rational) of `move_law`."""
+    v, w = move_law(moves, dim)
+    tot = int(w.sum())
+    probs = [sp.Rational(int(x), tot) for x in w]
+    stay = sum((p for m, p in zip(v, probs) if not np.any(m)), sp.Integer(0))
+    return [tuple(int(c) for c in m) for m in v], probs, stay
+
+
+def pooling_limit_expressions(dim: int = 1, stride: int = 1, *, moves: str = "lazy", rectify: str = "none") -> dict:
     """n -> infinity limits (at fixed E|eta|^2) of D_k, G_k in the pooling stage, as sympy.
 
     Stride 1 (two far-apart pixels dominate the pair average, kappa_2k(m) product over axes):
-      D_k = E_m[1 - K_2k(m)/K_2k(0)],  m uniform in {-1,0,1}^dim;
+      D_k = E_m[1 - K_2k(m)/K_2k(0)],  m of law ``moves`` (`move_law`; uniform in {-1,0,1}^dim by default);
       G_k = V [1/(2 pi 3^dim) + sum_{|e|<=2} c(e) K_{2k-2}(e)] / (4 K_2k(0)),
-      V = 4 (1 - 3^-dim) = E|eta|^2, c(e) the normalised layer-1 covariance (arc-cosine kernel
-      minus 1/(2 pi), correlation rho = prod_a (3-|e_a|)/3, variance 3^-dim).
+      V = 4 P(m != 0) = E|eta|^2 (4 (1 - 3^-dim) for lazy moves), c(e) the normalised layer-1 covariance
+      (arc-cosine kernel minus 1/(2 pi), correlation rho = prod_a (3-|e_a|)/3, variance 3^-dim);
+      with ``rectify="noise"`` (x + ReLU(eta): the pooling stage is linear, `exact_layers`)
+      G_k = V/(8 pi K_2k(0)) + V (pi - 1)/(8 pi)  (pixel mean sigma/sqrt(2 pi) preserved by the pooling, variance
+      sigma^2 (1/2 - 1/(2 pi)) reduced by K_2k(0)).
     Returned as callables k -> exact sympy number (finite sums of rationals and arc-cosines), k an
     integer >= 1; the strided limits are simple enough to read off directly (`asymptotic_laws`).
     """
     dim = check_dim(dim)
     if _int("stride", stride, 1) != 1:
         raise ValueError(f"stride must be 1 (the strided limits are in asymptotic_laws), got {stride}")
-    V = 4 * (1 - sp.Rational(1, 3 ** dim))
+    moves, rectify, _ = check_conventions(moves, rectify)
+    mvs, probs, stay = _law_rationals(moves, dim)
+    V = 4 * (1 - stay)
 
     def K(m, e):
         out = sp.Integer(1)
@@ -615,11 +836,11 @@ def pooling_limit_expressions(dim: int = 1, stride: int = 1) -> dict:
             out *= _kappa_exact(m, e[a])
         return out
 
-    moves = [tuple(v) for v in np.array(np.meshgrid(*([[-1, 0, 1]] * dim), indexing="ij")).reshape(dim, -1).T]
-
     def D(k: int):
         k = _int("k", k, 1)
-        return sum((1 - K(2 * k, m) / K(2 * k, (0,) * dim)) for m in moves) / len(moves)
+        if moves == "lazy":
+            return sum((1 - K(2 * k, m) / K(2 * k, (0,) * dim)) for m in mvs) / len(mvs)
+        return sum(p * (1 - K(2 * k, m) / K(2 * k, (0,) * dim)) for m, p in zip(mvs, probs))
 
     def c(e):
         rho = sp.Integer(1)
@@ -632,12 +853,14 @@ def pooling_limit_expressions(dim: int = 1, stride: int = 1) -> dict:
 
     def G(k: int):
         k = _int("k", k, 1)
+        if rectify == "noise":
+            return V / (8 * sp.pi * K(2 * k, (0,) * dim)) + V * (sp.pi - 1) / (8 * sp.pi)
         return V * (1 / (2 * sp.pi * 3 ** dim) + sum(c(e) * K(2 * k - 2, e) for e in es)) / (4 * K(2 * k, (0,) * dim))
 
     return {"D": D, "G": G, "V": V}
 
 
-def asymptotic_laws(dim: int = 1, stride: int = 1) -> dict:
+def asymptotic_laws(dim: int = 1, stride: int = 1, *, moves: str = "lazy", rectify: str = "none") -> dict:
     """Leading large-k laws (n -> infinity first) with constants, as sympy expressions in k.
 
     Stride 1: kappa_2k(m)/kappa_2k(0) = 1 - m^2 3/(8k) + O(k^-2) (variance 4k/3 of 2k steps), and
@@ -653,15 +876,28 @@ def asymptotic_laws(dim: int = 1, stride: int = 1) -> dict:
     against E|f(x1) - f(x2)|^2 = 4), with leading term D_k ~ (2/3) dim s^-k;  layer-k units sum
     s^(k-1) dim independent rectified units of mean sigma s^(dim/2)/sqrt(2 pi), so
     G_k ~ V s^((k-1) dim)/(8 pi):  s^k (1D), s^(2k) (2D);  R_k ~ s^-(dim+1)k.
+    Other conventions (`check_conventions`): ``moves`` replaces E|m|^2 = 2 dim/3 by that of the law (dim for
+    "always", 4/3 for "direction" in 2D), V = 4 P(m != 0) (4 for both), and the block-leaving probability by
+    E_m prod_a (1 - |m_a| s^-k); ``rectify="noise"`` makes the pooled mean that of the rectified pixels
+    (sigma/sqrt(2 pi), not the first layer's sigma 3^(-dim/2)/sqrt(2 pi)): G_k ~ V (8 pi k/3)^(dim/2)/(8 pi)
+    (stride 1), V s^(k dim)/(8 pi) (strided), both with the next-order term V (pi - 1)/(8 pi) (pixel variance left
+    after pooling), i.e. 3^dim (s^dim) times the default's leading G.
     ``dim`` must be 1 or 2 and ``stride`` an integer >= 1 (ValueError otherwise).
     """
     dim = check_dim(dim)
     stride = _int("stride", stride, 1)
+    moves, rectify, _ = check_conventions(moves, rectify)
     k = sp.Symbol("k", positive=True)
-    V = 4 * (1 - sp.Rational(1, 3 ** dim))
+    mvs, probs, stay = _law_rationals(moves, dim)
+    V = 4 * (1 - sp.Rational(1, 3 ** dim)) if moves == "lazy" else 4 * (1 - stay)
     if stride == 1:
-        Em2 = sp.Rational(2 * dim, 3)
+        Em2 = sp.Rational(2 * dim, 3) if moves == "lazy" else sum(p * sum(c * c for c in m)
+                                                                  for m, p in zip(mvs, probs))
         D = Em2 * sp.Rational(3, 8) / k
+        if rectify == "noise":
+            G = V * (8 * sp.pi * k / 3) ** sp.Rational(dim, 2) / (8 * sp.pi)
+            return {"k": k, "D": sp.simplify(D), "G": G, "G_next": G + V * (sp.pi - 1) / (8 * sp.pi),
+                    "R": sp.simplify(D / G)}
         G = V * (8 * sp.pi * k / 3) ** sp.Rational(dim, 2) / (8 * sp.pi * 3 ** dim)
         # next order: the layer-1 fluctuations, pooled, tend to a constant (sum of covariances)
         es = np.array(np.meshgrid(*([range(-2, 3)] * dim), indexing="ij")).reshape(dim, -1).T
@@ -676,10 +912,14 @@ def asymptotic_laws(dim: int = 1, stride: int = 1) -> dict:
         return {"k": k, "D": sp.simplify(D), "G": G, "G_next": G + G_const, "R": sp.simplify(D / G)}
     else:
         s = sp.Integer(stride)
-        D = sp.Rational(2, 3) * dim * s ** (-k)
-        G = V * s ** ((k - 1) * dim) / (8 * sp.pi)
-        # next order: the unpooled variance of the (n/s)^dim rectified layer-1 units
-        D_limit = 1 - (1 - sp.Rational(2, 3) * s ** (-k)) ** dim
+        if moves == "lazy":
+            D = sp.Rational(2, 3) * dim * s ** (-k)
+            D_limit = 1 - (1 - sp.Rational(2, 3) * s ** (-k)) ** dim
+        else:
+            D = sum(p * sum(abs(c) for c in m) for m, p in zip(mvs, probs)) * s ** (-k)
+            D_limit = 1 - sum(p * sp.Mul(*[(1 - abs(c) * s ** (-k)) for c in m]) for m, p in zip(mvs, probs))
+        G = V * s ** ((k - 1) * dim) / (8 * sp.pi) if rectify == "none" else V * s ** (k * dim) / (8 * sp.pi)
+        # next order: the unpooled variance of the (n/s)^dim rectified layer-1 units (or of the rectified pixels)
         return {"k": k, "D": sp.simplify(D), "D_limit": D_limit, "G": sp.simplify(G),
                 "G_next": G + V * (sp.pi - 1) / (8 * sp.pi), "R": sp.simplify(D / G)}
 
@@ -701,21 +941,39 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+def _add_convention_flags(p: argparse.ArgumentParser, rectify_choices: tuple = RECTIFY) -> None:
+    """The convention flags shared by the two CLIs (defaults ours; docs/reference-conventions.md)."""
+    p.add_argument("--moves", choices=list(MOVES), default="lazy",
+                   help="per-pixel move law of the diffeo: lazy = -1/0/+1 per axis w.p. 1/3 (default), always = +-1 "
+                        "per axis (the authors' 1D script), direction = a rounded random unit step (their 2D code)")
+    p.add_argument("--rectify", choices=list(rectify_choices), default="none",
+                   help="noise rectification: none = x + eta (default), noise = x + ReLU(eta) (the authors' 1D "
+                        "script)" + (", input = ReLU(x + eta) (their constant-filter notebook)"
+                                     if "input" in rectify_choices else ""))
+    p.add_argument("--preserve-blocks", action="store_true",
+                   help="strided networks: undo a move that leaves the pixel's xi-block (the authors' "
+                        "label-preserving diffeo of the block task)")
+
+
 def _cli_error(p: argparse.ArgumentParser, args: argparse.Namespace, e: ValueError) -> int:
     """Report a ValueError of the library (its message starts with the argument name) as argparse does for the
-    matching flag, "prog: error: argument --name: ..." on stderr; returns the exit status 2."""
+    matching flag, "prog: error: argument --name: ..." on stderr (underscores of the name as dashes, the flag's
+    spelling); returns the exit status 2."""
     msg = str(e)
     name = msg.split(" ", 1)[0]
-    print(f"{p.prog}: error: {f'argument --{name}: ' if name in vars(args) else ''}{msg}", file=sys.stderr)
+    flag = name.replace("_", "-")
+    print(f"{p.prog}: error: {f'argument --{flag}: ' if name in vars(args) else ''}{msg}", file=sys.stderr)
     return 2
 
 
 def main(argv: list[str] | None = None) -> int:
     p = _parser()
+    _add_convention_flags(p)
     args = p.parse_args(argv)
     try:
         rows = exact_layers(args.xi, args.n, dim=args.dim, stride=args.stride, layers=args.layers,
-                            periodic=args.periodic)
+                            periodic=args.periodic, moves=args.moves, rectify=args.rectify,
+                            preserve_blocks=args.preserve_blocks)
     except ValueError as e:
         return _cli_error(p, args, e)
     if args.json:

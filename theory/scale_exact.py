@@ -183,9 +183,11 @@ def _quad_atoms(kap, F1, F2, R, kts, j, types, coords, coefs, na):
 
 
 @njit(cache=True)
-def clean_sums(n, kt, dim, periodic, L, kap, F1, F2, R):
-    """Exact averages over the dataset (all unordered pairs) and the 3^(2 dim) moves.
+def clean_sums(n, kt, dim, periodic, L, kap, F1, F2, R, mv, mw):
+    """Exact averages over the dataset (all unordered pairs) and the moves of both pixels.
 
+    ``mv`` (M, 2) int64: the per-pixel moves (second column 0 in 1D), ``mw`` (M,) float64 their integer weights
+    (probability mw / sum(mw); `theory.scale_detection.move_law`); the two pixels move independently.
     Returns (numD, normsq, ov_mean, ov_sq_mean), arrays of length L + 2 indexed by layer
     (0 = input, 1..L = layers, L + 1 = output): numD[k] = E|g_k(tau x) - g_k(x)|^2,
     normsq[k] = E|g_k(x)|^2; ov_* = moments of the clean output overlap."""
@@ -205,9 +207,6 @@ def clean_sums(n, kt, dim, periodic, L, kap, F1, F2, R):
         for a in range(dim):
             lo[a] = -(n - 3)
             hi[a] = n - 3
-    nmv = np.zeros(2, np.int64)
-    for a in range(dim):
-        nmv[a] = 1
     numD = np.zeros(L + 2)
     normsq = np.zeros(L + 2)
     ovm = 0.0
@@ -222,7 +221,10 @@ def clean_sums(n, kt, dim, periodic, L, kap, F1, F2, R):
     coefs = np.zeros(10)
     pts = np.zeros((4, 2), np.int64)
     pc = np.zeros(4)
-    n_moves = (3 ** dim) ** 2
+    tot = 0.0
+    for i in range(mw.shape[0]):
+        tot += mw[i]
+    n_moves = tot * tot
     for d0 in range(lo[0], hi[0] + 1):
         for d1 in range(lo[1], hi[1] + 1):
             if d0 == 0 and d1 == 0:
@@ -247,42 +249,40 @@ def clean_sums(n, kt, dim, periodic, L, kap, F1, F2, R):
             ovm += w * ov
             ovs += w * ov * ov
             # ---- moves
-            for a0 in range(-nmv[0], nmv[0] + 1):
-                for a1 in range(-nmv[1], nmv[1] + 1):
-                    for b0 in range(-nmv[0], nmv[0] + 1):
-                        for b1 in range(-nmv[1], nmv[1] + 1):
-                            m1p[0] = a0
-                            m1p[1] = a1
-                            m2p[0] = d0 + b0
-                            m2p[1] = d1 + b1
-                            wm = w / n_moves
-                            # pooling layers and input: 4 weighted Dirac points
-                            pts[0, 0] = m1p[0]
-                            pts[0, 1] = m1p[1]
-                            pts[1, 0] = m2p[0]
-                            pts[1, 1] = m2p[1]
-                            pts[2, 0] = 0
-                            pts[2, 1] = 0
-                            pts[3, 0] = d0
-                            pts[3, 1] = d1
-                            pc[0] = 1.0
-                            pc[1] = 1.0
-                            pc[2] = -1.0
-                            pc[3] = -1.0
-                            for k in range(0, kt + 1):
-                                s = 0.0
-                                for i in range(4):
-                                    for i2 in range(4):
-                                        s += pc[i] * pc[i2] * _kprod(kap, 2 * k, pts[i], pts[i2], n, periodic, R)
-                                numD[k] += wm * s
-                            # post-threshold layers: atoms of tau x minus atoms of x
-                            na1 = _config_atoms(m1p, m2p, kts, n, periodic, 1.0, types, coords, coefs, 0)
-                            na2 = _config_atoms(p1, p2, kts, n, periodic, -1.0, types, coords, coefs, na1)
-                            for j in range(0, L - kt):
-                                numD[kt + 1 + j] += wm * _quad_atoms(kap, F1, F2, R, kts, j, types, coords, coefs,
-                                                                      na1 + na2)
-                            dov = _overlap(m1p, m2p, xis, n, periodic) - ov
-                            numD[L + 1] += wm * dov * dov
+            for ia in range(mv.shape[0]):
+                for ib in range(mv.shape[0]):
+                    m1p[0] = mv[ia, 0]
+                    m1p[1] = mv[ia, 1]
+                    m2p[0] = d0 + mv[ib, 0]
+                    m2p[1] = d1 + mv[ib, 1]
+                    wm = w * (mw[ia] * mw[ib]) / n_moves
+                    # pooling layers and input: 4 weighted Dirac points
+                    pts[0, 0] = m1p[0]
+                    pts[0, 1] = m1p[1]
+                    pts[1, 0] = m2p[0]
+                    pts[1, 1] = m2p[1]
+                    pts[2, 0] = 0
+                    pts[2, 1] = 0
+                    pts[3, 0] = d0
+                    pts[3, 1] = d1
+                    pc[0] = 1.0
+                    pc[1] = 1.0
+                    pc[2] = -1.0
+                    pc[3] = -1.0
+                    for k in range(0, kt + 1):
+                        s = 0.0
+                        for i in range(4):
+                            for i2 in range(4):
+                                s += pc[i] * pc[i2] * _kprod(kap, 2 * k, pts[i], pts[i2], n, periodic, R)
+                        numD[k] += wm * s
+                    # post-threshold layers: atoms of tau x minus atoms of x
+                    na1 = _config_atoms(m1p, m2p, kts, n, periodic, 1.0, types, coords, coefs, 0)
+                    na2 = _config_atoms(p1, p2, kts, n, periodic, -1.0, types, coords, coefs, na1)
+                    for j in range(0, L - kt):
+                        numD[kt + 1 + j] += wm * _quad_atoms(kap, F1, F2, R, kts, j, types, coords, coefs,
+                                                              na1 + na2)
+                    dov = _overlap(m1p, m2p, xis, n, periodic) - ov
+                    numD[L + 1] += wm * dov * dov
     return numD / wsum, normsq / wsum, ovm / wsum, ovs / wsum
 
 
@@ -488,8 +488,11 @@ def noise_sums(n, dim, periodic, U1, T2, Aval, positions_lo, positions_hi):
 
 
 @njit(cache=True)
-def strided_sums(n, s, dim, kt, L):
+def strided_sums(n, s, dim, kt, L, mv, mw, preserve):
     """Exact averages for the strided network over all unordered pairs and moves (torus).
+
+    Moves ``mv``, weights ``mw`` as in `clean_sums`; ``preserve``: a move that takes a pixel out of its
+    xi-block (xi = s^kt, on any axis) is undone (the label-preserving diffeo of the block task).
 
     Layer l <= kt: block counts at scale s^l; l = kt + 1: 1[both pixels in the same s^kt block]
     at that block; l > kt + 1: the same indicator carried by the s^(l-1) block; output
@@ -513,8 +516,10 @@ def strided_sums(n, s, dim, kt, L):
     scale[L + 1] = s ** kt
     xi = s ** kt
     npairs = 0
-    nmv = 1 if dim == 2 else 0
-    n_moves = (3 ** dim) ** 2
+    tot = 0.0
+    for i in range(mw.shape[0]):
+        tot += mw[i]
+    n_moves = tot * tot
     pts = np.zeros((4, 2), np.int64)
     co = np.array([1.0, 1.0, -1.0, -1.0])
     for I in range(Npos):
@@ -533,39 +538,45 @@ def strided_sums(n, s, dim, kt, L):
                     same_frac[l] += 1.0 if sb else 0.0
                 else:
                     normsq[l] += 1.0 if same_x else 0.0
-            for a0 in range(-1, 2):
-                for a1 in range(-nmv, nmv + 1):
-                    for b0 in range(-1, 2):
-                        for b1 in range(-nmv, nmv + 1):
-                            q10 = (r10 + a0) % n
-                            q11 = (r11 + a1) % npos1
-                            q20 = (r20 + b0) % n
-                            q21 = (r21 + b1) % npos1
-                            pts[0, 0] = q10
-                            pts[0, 1] = q11
-                            pts[1, 0] = q20
-                            pts[1, 1] = q21
-                            pts[2, 0] = r10
-                            pts[2, 1] = r11
-                            pts[3, 0] = r20
-                            pts[3, 1] = r21
-                            same_t = (q10 // xi == q20 // xi) and (q11 // xi == q21 // xi)
-                            for l in range(L + 2):
-                                b = scale[l]
-                                if l <= kt:
-                                    acc = 0.0
-                                    for i in range(4):
-                                        for i2 in range(4):
-                                            if pts[i, 0] // b == pts[i2, 0] // b and pts[i, 1] // b == pts[i2, 1] // b:
-                                                acc += co[i] * co[i2]
-                                    numD[l] += acc / n_moves
-                                elif l <= L:
-                                    st = 1.0 if same_t else 0.0
-                                    sx = 1.0 if same_x else 0.0
-                                    blk = (q10 // b == r10 // b) and (q11 // b == r11 // b)
-                                    numD[l] += (st + sx - 2.0 * st * sx * (1.0 if blk else 0.0)) / n_moves
-                                else:
-                                    st = 1.0 if same_t else 0.0
-                                    sx = 1.0 if same_x else 0.0
-                                    numD[l] += (st - sx) ** 2 / n_moves
+            for ia in range(mv.shape[0]):
+                for ib in range(mv.shape[0]):
+                    wab = mw[ia] * mw[ib]
+                    q10 = (r10 + mv[ia, 0]) % n
+                    q11 = (r11 + mv[ia, 1]) % npos1
+                    q20 = (r20 + mv[ib, 0]) % n
+                    q21 = (r21 + mv[ib, 1]) % npos1
+                    if preserve:
+                        if q10 // xi != r10 // xi or q11 // xi != r11 // xi:
+                            q10 = r10
+                            q11 = r11
+                        if q20 // xi != r20 // xi or q21 // xi != r21 // xi:
+                            q20 = r20
+                            q21 = r21
+                    pts[0, 0] = q10
+                    pts[0, 1] = q11
+                    pts[1, 0] = q20
+                    pts[1, 1] = q21
+                    pts[2, 0] = r10
+                    pts[2, 1] = r11
+                    pts[3, 0] = r20
+                    pts[3, 1] = r21
+                    same_t = (q10 // xi == q20 // xi) and (q11 // xi == q21 // xi)
+                    for l in range(L + 2):
+                        b = scale[l]
+                        if l <= kt:
+                            acc = 0.0
+                            for i in range(4):
+                                for i2 in range(4):
+                                    if pts[i, 0] // b == pts[i2, 0] // b and pts[i, 1] // b == pts[i2, 1] // b:
+                                        acc += co[i] * co[i2]
+                            numD[l] += acc * wab / n_moves
+                        elif l <= L:
+                            st = 1.0 if same_t else 0.0
+                            sx = 1.0 if same_x else 0.0
+                            blk = (q10 // b == r10 // b) and (q11 // b == r11 // b)
+                            numD[l] += (st + sx - 2.0 * st * sx * (1.0 if blk else 0.0)) * wab / n_moves
+                        else:
+                            st = 1.0 if same_t else 0.0
+                            sx = 1.0 if same_x else 0.0
+                            numD[l] += (st - sx) ** 2 * wab / n_moves
     return numD / npairs, normsq / npairs, same_frac / npairs, npairs
