@@ -31,7 +31,10 @@ What is computed, from probe points :math:`x_i` and their deformations :math:`\t
   over the ordered pairs :math:`i\ne j` (or all :math:`P^2` pairs, zeros of the diagonal included, as the
   authors). It needs the :math:`P(P-1)/2` pairwise distances (``scipy.spatial.distance.pdist``, no
   :math:`P\times P\times\dim` intermediate). The per-coordinate median is not invariant to rotations of the
-  output space (the mean is).
+  output space (the mean is). ``median=`` fixes the median of an even number of values: ``"midpoint"`` (ours,
+  numpy's: the mean of the two middle values) or ``"lower"`` (the lower middle value, ``torch.median``'s, hence the
+  authors' numbers), applied alike to the per-coordinate medians, the pair-distance median and every bootstrap
+  replicate; odd counts are the same in both.
 
 Uncertainties (``errors=``): ``"bootstrap"`` resamples the probe points :math:`i` (with their :math:`\tau x_i,
 \eta_i`) ``n_boot`` times and recomputes every figure, ratios included, on the resampled set (pairs are formed
@@ -76,6 +79,7 @@ __all__ = [
 
 NOISE_MODES = ("per_sample", "mean")
 ESTIMATORS = ("mean", "median")
+MEDIANS = ("midpoint", "lower")
 ERROR_MODES = ("bootstrap", "se", None)
 _Z95 = 1.959963984540054  # standard normal 97.5% quantile
 
@@ -120,13 +124,15 @@ class StabilityResult:
     exclude_diagonal: bool
     errors: str | None = None
     n_boot: int = 0
+    median: str = "midpoint"
 
     def as_dict(self) -> dict:
         """JSON-serialisable dict (``json.dumps(r.as_dict(), allow_nan=False)`` works)."""
         out = {k: getattr(self, k).as_dict() for k in
                ("D", "G", "R", "diffeo_sensitivity", "noise_sensitivity", "pair_distance")}
         out.update(n_samples=self.n_samples, estimator=self.estimator, noise=self.noise,
-                   exclude_diagonal=self.exclude_diagonal, errors=self.errors, n_boot=self.n_boot)
+                   exclude_diagonal=self.exclude_diagonal, errors=self.errors, n_boot=self.n_boot,
+                   median=self.median)
         return out
 
 
@@ -160,9 +166,10 @@ def _check_int(value: Any, name: str, low: int) -> int:
     return int(value)
 
 
-def _check_options(noise, estimator, exclude_diagonal, errors, n_boot, batch_size) -> None:
+def _check_options(noise, estimator, exclude_diagonal, errors, n_boot, batch_size, median="midpoint") -> None:
     _check_choice(noise, NOISE_MODES, "noise")
     _check_choice(estimator, ESTIMATORS, "estimator")
+    _check_choice(median, MEDIANS, "median")
     _check_choice(errors, ERROR_MODES, "errors")
     check_flag("exclude_diagonal", exclude_diagonal)
     if errors == "bootstrap":
@@ -353,9 +360,10 @@ def matched_noise(x: Any, x_diffeo: Any, *, noise: str = "per_sample", seed: Any
 # statistics
 # ----------------------------------------------------------------------------------------------------------
 @njit(cache=True, parallel=True)
-def _boot_median_sum(sv_t, order_t, counts_t):  # pragma: no cover - compiled
+def _boot_median_sum(sv_t, order_t, counts_t, lower):  # pragma: no cover - compiled
     """For each replicate b: sum over columns k of the median of column k resampled with multiplicities
-    ``counts_t[:, b]``. ``sv_t[k]``: column k sorted ascending; ``order_t[k]``: the row index of each sorted
+    ``counts_t[:, b]`` (the midpoint of the two middle values, or the lower one with ``lower``). ``sv_t[k]``:
+    column k sorted ascending; ``order_t[k]``: the row index of each sorted
     entry; ``counts_t``: (N, n_boot). Columns in parallel; all replicates walk a column together (contiguous
     in b) until every one has passed its middle rank: O(m * N * n_boot) additions at most."""
     m, N = sv_t.shape
@@ -386,17 +394,25 @@ def _boot_median_sum(sv_t, order_t, counts_t):  # pragma: no cover - compiled
             if pending == 0:
                 break
         for b in range(B):
-            per_col[k, b] = 0.5 * (lo[b] + hi[b])
+            per_col[k, b] = lo[b] if lower else 0.5 * (lo[b] + hi[b])
     return per_col.sum(axis=0)
 
 
-def _boot_median(values: np.ndarray, counts: np.ndarray) -> np.ndarray:
+def _boot_median(values: np.ndarray, counts: np.ndarray, median: str = "midpoint") -> np.ndarray:
     """Replicates of sum_k median_i values[i, k] under row multiplicities counts (n_boot, N)."""
     order = np.argsort(values, axis=0, kind="stable")
     sv_t = np.ascontiguousarray(np.take_along_axis(values, order, 0).T)
     # every replicate has the same total count (N draws), as the kernel assumes
     return _boot_median_sum(sv_t, np.ascontiguousarray(order.T, dtype=np.int32),
-                            np.ascontiguousarray(counts.T, dtype=np.int32))
+                            np.ascontiguousarray(counts.T, dtype=np.int32), median == "lower")
+
+
+def _column_median_sum(values: np.ndarray, median: str) -> float:
+    """sum_k median_i values[i, k]: numpy's midpoint median, or the lower middle value (torch.median's)."""
+    if median == "midpoint":
+        return float(np.sum(np.median(values, axis=0)))
+    r = (values.shape[0] - 1) // 2
+    return float(np.sum(np.partition(values, r, axis=0)[r]))
 
 
 class _PairMedian:
@@ -416,7 +432,7 @@ class _PairMedian:
         self.i, self.j = iu[order], ju[order]
         self.P = P
 
-    def median(self, counts: np.ndarray, exclude_diagonal: bool) -> float:
+    def median(self, counts: np.ndarray, exclude_diagonal: bool, median: str = "midpoint") -> float:
         counts = counts.astype(np.int64)
         w = 2 * counts[self.i] * counts[self.j]
         zeros = int(np.sum(counts * (counts - 1)))
@@ -430,6 +446,8 @@ class _PairMedian:
                 return 0.0
             return float(self.d[np.searchsorted(cum, k - zeros, side="right")])
 
+        if median == "lower":
+            return stat((total - 1) // 2)
         return 0.5 * (stat((total - 1) // 2) + stat(total // 2))
 
 
@@ -472,7 +490,8 @@ def _safe_div(num: np.ndarray, den: np.ndarray) -> np.ndarray:
 
 
 def _summaries(a: np.ndarray, A: np.ndarray, C: np.ndarray, *, estimator: str, exclude_diagonal: bool,
-               errors: str | None, counts: np.ndarray | None, noise: str, label: str = "f") -> StabilityResult:
+               errors: str | None, counts: np.ndarray | None, noise: str, label: str = "f",
+               median: str = "midpoint") -> StabilityResult:
     """D, G, R from f(x) = ``a`` (P, m) and the squared differences ``A`` (diffeo) and ``C`` (noise): shape
     (P,) (summed over coordinates) for the mean estimator, (P, m) (per coordinate) for the median."""
     P = a.shape[0]
@@ -483,10 +502,10 @@ def _summaries(a: np.ndarray, A: np.ndarray, C: np.ndarray, *, estimator: str, e
         num_a, num_c = float(A.mean()), float(C.mean())
         pair = float(scale * 2.0 * sq.mean())
     else:
-        num_a = float(np.sum(np.median(A, axis=0)))
-        num_c = float(np.sum(np.median(C, axis=0)))
+        num_a = _column_median_sum(A, median)
+        num_c = _column_median_sum(C, median)
         pm = _PairMedian(a)
-        pair = pm.median(np.ones(P, dtype=np.int64), exclude_diagonal)
+        pair = pm.median(np.ones(P, dtype=np.int64), exclude_diagonal, median)
 
     if not pair > 0:
         why = ("f takes the same value at every probe point (constant output)" if estimator == "mean" else
@@ -527,8 +546,8 @@ def _summaries(a: np.ndarray, A: np.ndarray, C: np.ndarray, *, estimator: str, e
             rp = scale * 2.0 * (second - first2)
             rp[rp < 0] = 0.0  # rounding: a resample of identical points has zero spread
         else:
-            ra, rc = _boot_median(A, counts), _boot_median(C, counts)
-            rp = np.array([pm.median(counts[b], exclude_diagonal) for b in range(B)])
+            ra, rc = _boot_median(A, counts, median), _boot_median(C, counts, median)
+            rp = np.array([pm.median(counts[b], exclude_diagonal, median) for b in range(B)])
         ests = [
             _from_replicates(D, _safe_div(ra, rp), f"D of {label}"),
             _from_replicates(G, _safe_div(rc, rp), f"G of {label}"),
@@ -539,7 +558,7 @@ def _summaries(a: np.ndarray, A: np.ndarray, C: np.ndarray, *, estimator: str, e
         ]
     return StabilityResult(*ests, n_samples=P, estimator=estimator, noise=noise,
                            exclude_diagonal=bool(exclude_diagonal), errors=errors,
-                           n_boot=0 if counts is None else int(counts.shape[0]))
+                           n_boot=0 if counts is None else int(counts.shape[0]), median=median)
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -597,7 +616,7 @@ def _prepare(f, x, x_diffeo, noise, seed, batch_size):
 
 def relative_stability(f: Any, x: Any, x_diffeo: Any, *, noise: str = "per_sample", estimator: str = "mean",
                        exclude_diagonal: bool = True, errors: str | None = "bootstrap", n_boot: int = 200,
-                       seed: Any = None, batch_size: int | None = None) -> StabilityResult:
+                       seed: Any = None, batch_size: int | None = None, median: str = "midpoint") -> StabilityResult:
     r"""Relative stability :math:`R_f = D_f/G_f` of ``f`` to the deformation ``x -> x_diffeo`` (Petrini et al.,
     NeurIPS 2021), with :math:`D_f, G_f` and their numerators/denominator, each with an uncertainty.
 
@@ -616,12 +635,16 @@ def relative_stability(f: Any, x: Any, x_diffeo: Any, *, noise: str = "per_sampl
     seed : int, ``numpy.random.Generator`` (or ``torch.Generator`` for torch inputs) or None. The noise is
         drawn first, then the bootstrap indices.
     batch_size : evaluate f on at most this many inputs at a time (None: all P at once).
+    median : the median of an even count, for ``estimator="median"``: ``"midpoint"`` (numpy's, ours) or
+        ``"lower"`` (the lower middle value, ``torch.median``'s, as in the authors' ``relative_distance``); used for
+        the per-coordinate medians, the pair median and the bootstrap alike. We keep numpy's: it is the symmetric
+        convention (the median of -v is minus the median of v) and the one of every earlier release.
 
     Raises ``ValueError`` on mismatched shapes, P < 2, non-finite inputs or outputs, unknown options,
     n_boot < 2, an identity deformation (zero noise norm), a zero pair distance (constant f) or a zero
     noise sensitivity (R undefined).
     """
-    _check_options(noise, estimator, exclude_diagonal, errors, n_boot, batch_size)
+    _check_options(noise, estimator, exclude_diagonal, errors, n_boot, batch_size, median)
     P, be, rng, xs, xd, xe = _prepare(f, x, x_diffeo, noise, seed, batch_size)
 
     if be.torch:
@@ -639,13 +662,14 @@ def relative_stability(f: Any, x: Any, x_diffeo: Any, *, noise: str = "per_sampl
     counts = _bootstrap_counts(P, n_boot, rng) if errors == "bootstrap" else None
     a, A, C = acc.arrays()
     return _summaries(a, A, C, estimator=estimator, exclude_diagonal=exclude_diagonal, errors=errors,
-                      counts=counts, noise=noise)
+                      counts=counts, noise=noise, median=median)
 
 
 def layerwise_stability(model: Any, x: Any, x_diffeo: Any, *, layers: Sequence[str] | None = None,
                         include_output: bool = True, noise: str = "per_sample", estimator: str = "mean",
                         exclude_diagonal: bool = True, errors: str | None = "bootstrap", n_boot: int = 200,
-                        seed: Any = None, batch_size: int | None = None) -> dict[str, StabilityResult]:
+                        seed: Any = None, batch_size: int | None = None,
+                        median: str = "midpoint") -> dict[str, StabilityResult]:
     r""":func:`relative_stability` of the representation of every layer of a torch model, in one pass.
 
     Forward hooks on ``layers`` (default: every named leaf module, i.e. without children) record each layer's
@@ -661,7 +685,7 @@ def layerwise_stability(model: Any, x: Any, x_diffeo: Any, *, layers: Sequence[s
     torch = _torch()
     if not isinstance(model, torch.nn.Module):
         raise ValueError(f"model must be a torch.nn.Module, got {type(model).__name__}")
-    _check_options(noise, estimator, exclude_diagonal, errors, n_boot, batch_size)
+    _check_options(noise, estimator, exclude_diagonal, errors, n_boot, batch_size, median)
     modules = dict(model.named_modules())
     if layers is None:
         names = [n for n, m in modules.items() if n and next(iter(m.children()), None) is None]
@@ -739,7 +763,7 @@ def layerwise_stability(model: Any, x: Any, x_diffeo: Any, *, layers: Sequence[s
     for key, acc in accs.items():
         a, A, C = acc.arrays()
         out[key] = _summaries(a, A, C, estimator=estimator, exclude_diagonal=exclude_diagonal, errors=errors,
-                              counts=counts, noise=noise, label=f"layer {key!r}")
+                              counts=counts, noise=noise, label=f"layer {key!r}", median=median)
     return out
 
 
@@ -748,7 +772,7 @@ def layerwise_stability(model: Any, x: Any, x_diffeo: Any, *, layers: Sequence[s
 # ----------------------------------------------------------------------------------------------------------
 def rotation_stability(f: Any, x: Any, theta: float, *, n_rotations: int = 1, estimator: str = "mean",
                        errors: str | None = "bootstrap", n_boot: int = 200, seed: Any = None,
-                       sphere_tol: float = 1e-5) -> Estimate:
+                       sphere_tol: float = 1e-5, median: str = "midpoint") -> Estimate:
     r"""Rotation stability :math:`S = \langle|f(x) - f(R_\theta x)|^2\rangle_{x,R}` (Petrini, Cagnetta,
     Vanden-Eijnden, Wyart, "Learning sparse features can lead to overfitting in neural networks", NeurIPS 2022).
 
@@ -760,9 +784,10 @@ def rotation_stability(f: Any, x: Any, theta: float, *, n_rotations: int = 1, es
     resamples points (with all their rotations); ``errors="se"`` (mean only) uses the per-point averages
     over rotations. ``seed``: None, an int, a numpy Generator (or a torch.Generator with a torch ``f``/``x``).
     Not normalised: divide by a pair distance (see :func:`relative_stability`) for the authors' normalised
-    variant.
+    variant. ``median``: the even-count median convention of :func:`relative_stability`.
     """
     _check_choice(estimator, ESTIMATORS, "estimator")
+    _check_choice(median, MEDIANS, "median")
     _check_choice(errors, ERROR_MODES, "errors")
     if errors == "bootstrap":
         _check_int(n_boot, "n_boot", 2)
@@ -811,7 +836,7 @@ def rotation_stability(f: Any, x: Any, theta: float, *, n_rotations: int = 1, es
         per_point = sq.sum(axis=1).reshape(P, n_rot).mean(axis=1)
         value = float(per_point.mean())
     else:
-        value = float(np.sum(np.median(sq, axis=0)))
+        value = _column_median_sum(sq, median)
     if errors is None:
         return _no_errors(value)
     if errors == "se":
@@ -820,5 +845,5 @@ def rotation_stability(f: Any, x: Any, theta: float, *, n_rotations: int = 1, es
     if estimator == "mean":
         reps = (counts / P) @ per_point
     else:
-        reps = _boot_median(sq, np.repeat(counts, n_rot, axis=1))
+        reps = _boot_median(sq, np.repeat(counts, n_rot, axis=1), median)
     return _from_replicates(value, reps, "rotation stability")

@@ -525,3 +525,97 @@ def test_layerwise_bad_input_raises():
         layerwise_stability(torch.nn.Linear(3, 2).double(), X, XD, include_output=False)  # no named leaf
     with pytest.raises(ValueError, match="x must be real"):
         layerwise_stability(model, X + 0j, XD)
+
+
+# ------------------------------------------------------------------------------------------------------------
+# median convention: numpy's midpoint (ours) vs torch.median's lower middle value (the authors')
+# ------------------------------------------------------------------------------------------------------------
+@given(P=st.integers(3, 14), m=st.integers(1, 4), seed=seeds, exclude=st.booleans())
+def test_lower_median_is_torch_median(P, m, seed, exclude):
+    """median="lower": every median is torch.median's (the lower middle value of an even count), computed here
+    with torch on the same values -- the authors' ``(f(d) - f0).pow(2).median(0).values.sum()`` and
+    ``cdist(f0, f0).pow(2).median()`` (all P^2 pairs with exclude_diagonal=False, the P(P-1) others with True).
+    For odd counts both conventions agree exactly.  (P >= 3: at P = 2 the lower median of the 4 pair values
+    0, 0, d, d is 0, which the estimator refuses, as tested in the bad-input tests.)"""
+    x, xd = _data(P, (4,), seed)
+    Wm = np.random.default_rng(seed).standard_normal((m, 4))
+
+    def f(z):
+        return np.tanh(z @ Wm.T)
+
+    lo = relative_stability(f, x, xd, seed=seed, estimator="median", exclude_diagonal=exclude, errors=None,
+                            median="lower")
+    mid = relative_stability(f, x, xd, seed=seed, estimator="median", exclude_diagonal=exclude, errors=None)
+    a, eta = torch.from_numpy(f(x)), matched_noise(x, xd, seed=seed)
+    num_d = (torch.from_numpy(f(xd)) - a).pow(2).median(0).values.sum().item()
+    num_n = (torch.from_numpy(f(x + eta)) - a).pow(2).median(0).values.sum().item()
+    d2 = torch.cdist(a, a).pow(2)
+    pair = (d2 if not exclude else d2[~torch.eye(P, dtype=torch.bool)]).median().item()
+    assert lo.diffeo_sensitivity.value == pytest.approx(num_d, rel=1e-9, abs=1e-15)
+    assert lo.noise_sensitivity.value == pytest.approx(num_n, rel=1e-9, abs=1e-15)
+    assert lo.pair_distance.value == pytest.approx(pair, rel=1e-9)   # cdist: sqrt then square, ~1e-15 round-off
+    assert lo.median == "lower" and lo.as_dict()["median"] == "lower" and mid.median == "midpoint"
+    if P % 2 == 1:        # odd sample count: the per-coordinate medians coincide
+        assert lo.diffeo_sensitivity.value == mid.diffeo_sensitivity.value
+    n_pairs = P * P - (P if exclude else 0)
+    if n_pairs % 2 == 1:
+        assert lo.pair_distance.value == mid.pair_distance.value
+
+
+@given(P=st.integers(6, 12), seed=seeds, exclude=st.booleans())
+@settings(max_examples=10)
+def test_lower_median_bootstrap_recomputes_everything(P, seed, exclude):
+    """Bootstrap replicates under median="lower" equal a recomputation with torch.median on explicitly resampled
+    data (pairs formed inside the resample, duplicates giving zero distances, as in the midpoint case)."""
+    import numerics.stability as S
+
+    x, xd = _data(P, (3,), seed)
+
+    def f(z):
+        return np.cos(z[:, :2])
+
+    n_boot = 7
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        r = relative_stability(f, x, xd, seed=seed, n_boot=n_boot, estimator="median", exclude_diagonal=exclude,
+                               median="lower")
+    rng = np.random.default_rng(seed)
+    eta = S._NumpyBackend(x).noise(x, xd, "per_sample", rng)
+    idx = rng.integers(0, P, size=(n_boot, P))
+    reps = []
+    for b in range(n_boot):
+        i = idx[b]
+        a, at, ae = (torch.from_numpy(v) for v in (f(x[i]), f(xd[i]), f(x[i] + eta[i])))
+        nd = (at - a).pow(2).median(0).values.sum().item()
+        nn = (ae - a).pow(2).median(0).values.sum().item()
+        d2 = torch.from_numpy(((f(x[i])[:, None] - f(x[i])[None]) ** 2).sum(-1))   # exact zeros for duplicates
+        pair = (d2 if not exclude else d2[~torch.eye(P, dtype=torch.bool)]).median().item()
+        reps.append((nd / pair if pair > 0 else np.nan, nd / nn if nn > 0 else np.nan))
+    reps = np.array(reps)
+    for col, est in ((0, r.D), (1, r.R)):
+        ok = np.isfinite(reps[:, col])
+        assert est.se == pytest.approx(np.std(reps[ok, col], ddof=1), rel=1e-9)
+
+
+def test_lower_median_in_layerwise_and_rotation_stability():
+    from numerics.stability import rotation_stability
+
+    x, xd = _data(16, (5,), 3)
+    model = torch.nn.Sequential(torch.nn.Linear(5, 4, dtype=torch.float64), torch.nn.Tanh()).eval()
+    res = layerwise_stability(model, x, xd, seed=1, estimator="median", errors=None, median="lower")
+    single = relative_stability(model, x, xd, seed=1, estimator="median", errors=None, median="lower")
+    assert res["output"].D.value == pytest.approx(single.D.value, rel=1e-12)
+    xs = np.random.default_rng(0).standard_normal((10, 3))
+    xs /= np.linalg.norm(xs, axis=1, keepdims=True)
+    W = np.random.default_rng(1).standard_normal((2, 3))
+    s_lo = rotation_stability(lambda z: z @ W.T, xs, 0.4, seed=2, estimator="median", errors=None, median="lower")
+    s_mid = rotation_stability(lambda z: z @ W.T, xs, 0.4, seed=2, estimator="median", errors=None)
+    from numerics.rotations import random_planes, rotate
+    u, v = random_planes(3, 10, np.random.default_rng(2))
+    sq = torch.from_numpy((rotate(xs, u, v, 0.4) @ W.T - xs @ W.T) ** 2)
+    assert s_lo.value == pytest.approx(sq.median(0).values.sum().item(), rel=1e-12)
+    assert s_mid.value == pytest.approx(float(np.sum(np.median(sq.numpy(), axis=0))), rel=1e-12)
+    with pytest.raises(ValueError, match=r"^median must be one of"):
+        relative_stability(model, x, xd, estimator="median", median="upper")
+    with pytest.raises(ValueError, match=r"^median must be one of"):
+        rotation_stability(lambda z: z, xs, 0.1, median=True)
