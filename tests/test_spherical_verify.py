@@ -143,6 +143,40 @@ def test_krr_interpolates_and_validates():
         vs.krr_predict(D.x, D.y, D.x, ridge=-1)
 
 
+@pytest.mark.parametrize("d, bias", [(3, False), (5, False), (3, True)])
+def test_krr_gaussian_weights_is_the_gaussian_weight_ntk_regression(d, bias):
+    """weights="gaussian" == ridgeless regression with the Gram matrix of Gaussian weights, built here from
+    theory.spherical.ntk(beta2 = 1/D) (D = d, or d + 1 with a bias) and solved by scipy (Cholesky), and also == the
+    authors' gram_ntk written out, [(x.y) k0_pi + |x||y| k1_pi]/(2d) with k_pi = 2 k (bias-free): the overall scale
+    of a ridgeless kernel cancels.  Tolerance 1e-8 relative to the mean |prediction|: both sides solve the same
+    well-conditioned P = 40 system (cond ~1e4) in float64."""
+    from scipy.linalg import solve
+    D = make_dataset(40, d, target="grf", smoothness=1.5, teacher_width=2000, P_test=30, seed=1)
+    Dim = d + (1 if bias else 0)
+    K = th.ntk(D.x, bias=bias, beta2=1.0 / Dim)
+    k = th.ntk(D.x_test, D.x, bias=bias, beta2=1.0 / Dim)
+    want = k @ solve(K, D.y, assume_a="pos")
+    got = vs.krr_predict(D.x, D.y, D.x_test, weights="gaussian", bias=bias)
+    scale = np.mean(np.abs(want))
+    assert np.max(np.abs(got - want)) < 1e-8 * scale
+    if not bias:
+        def gram(a, b):
+            c = np.clip(a @ b.T, -1, 1)
+            phi = np.arccos(c)
+            return (c * (np.pi - phi) / np.pi + (np.sin(phi) + (np.pi - phi) * c) / np.pi) / (2 * d)
+        theirs = gram(D.x_test, D.x) @ solve(gram(D.x, D.x), D.y, assume_a="pos")
+        assert np.max(np.abs(got - theirs)) < 1e-8 * scale
+    # the default is the uniform-sphere law (beta2 = 1), and the two laws give different predictors
+    ours = th.ntk(D.x_test, D.x, bias=bias) @ solve(th.ntk(D.x, bias=bias), D.y, assume_a="pos")
+    assert np.max(np.abs(vs.krr_predict(D.x, D.y, D.x_test, bias=bias) - ours)) < 1e-8 * scale
+    assert np.max(np.abs(ours - want)) > 1e-3 * scale
+    # the random-feature kernel has no second term: the weight law changes nothing
+    np.testing.assert_allclose(vs.krr_predict(D.x, D.y, D.x_test, kernel="rf", weights="gaussian"),
+                               vs.krr_predict(D.x, D.y, D.x_test, kernel="rf"), rtol=0, atol=0)
+    with pytest.raises(ValueError, match="^weights must be one of"):
+        vs.krr_predict(D.x, D.y, D.x, weights="normal")
+
+
 def test_train_stopping_rules_and_errors():
     D = make_dataset(16, 3, target="constant", seed=0)
     m = vs.symmetric_init(64, 3, seed=0)
