@@ -776,7 +776,7 @@ def deform(
               s(p) = \mathrm{clamp}(p - D(p)),\quad \sigma = 0.4715\ \text{pixel}
 
     (:data:`GAUSSIAN_SIGMA`, the value of the reference ``remap(..., interp='gaussian')``; computed separably from
-    the :data:`GAUSSIAN_RADIUS` nearest pixels per axis, which changes nothing at float64 resolution). With
+    the 2 :data:`GAUSSIAN_RADIUS` = 10 pixels around s(p) per axis, which changes nothing at float64 resolution). With
     ``"gaussian"`` T = 0 is not the identity but the blur the reference applies to its clean images
     (``deform(img, 0, 1, 'gaussian')``). ``seed``: None, int, numpy Generator (same seed -> same fields in every
     path) or ``torch.Generator``. ``diffeo``: apply fields from :func:`sample_diffeos` instead of sampling (its
