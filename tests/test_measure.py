@@ -387,10 +387,14 @@ def test_out_is_checked_before_the_data_are_loaded(tmp_path, capsys, monkeypatch
 
 def test_every_flag_has_a_help_text_with_its_default():
     parser = vm._parser()
+    formatter = parser._get_formatter()
     for action in parser._actions:
         if action.dest == "help":
             continue
         assert action.help, action.dest
+        text = formatter._expand_help(action)
+        assert "(required)" in text or "(default: " in text, (action.dest, text)
+        assert text.count("(default") + text.count("(required)") == 1, (action.dest, text)
     text = parser.format_help()
     assert "(default: 256)" in text and "(default: per_sample)" in text and "(default: measure_out)" in text
 

@@ -708,13 +708,30 @@ _FLAGS = {"n_probe": "--n-probe", "n_sizes": "--n-sizes", "n_boot": "--n-boot", 
           "errors": "--errors", "interp": "--interp", "cutoff": "--cutoff", "model": "--model", "data": "--data"}
 
 
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Every flag's help ends with its default: "(required)", "(default: off)" for switches, "(default: none)"
+    when unset, else the value; a help text that states its default already is left as it is."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        if action.help is argparse.SUPPRESS or "(default" in text or action.dest == "help":
+            return text
+        if action.required:
+            return text + " (required)"
+        if isinstance(action, argparse._StoreTrueAction):
+            return text + " (default: off)"
+        if action.default is None or action.default == []:
+            return text + " (default: none)"
+        return text + " (default: %(default)s)"
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m verify.measure",
         description="D_f, G_f, R_f of a network at its output and at every layer, over deformation sizes, on "
                     "image data (Petrini et al. 2021). Writes measure.json and PNGs to --out. Exit status: 0 done, "
                     "1 failed during the measurement, 2 bad arguments, 130 interrupted (partial JSON kept).",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+        formatter_class=_HelpFormatter)
     g = p.add_argument_group("model")
     g.add_argument("--model", required=True,
                    help="a TorchScript file, one of the project's nets (convnet, fcnet, vggnet; sized for the data), "
@@ -733,7 +750,7 @@ def _parser() -> argparse.ArgumentParser:
                         "--data-arg root=/data/cifar10 --data-arg download=False")
     g.add_argument("--data-test-arg", action="append", default=None, metavar="KEY=VALUE",
                    help="call the data factory a second time with these keyword arguments for the test split "
-                        "(e.g. train=False); default: a seeded split of one call")
+                        "(e.g. train=False) (default: none: a seeded split of one call)")
     g.add_argument("--split-seed", type=int, default=0, help="seed of the train/test split")
     g.add_argument("--test-fraction", type=float, default=0.2,
                    help="share of the test split when the data have no split of their own")
@@ -741,7 +758,7 @@ def _parser() -> argparse.ArgumentParser:
                    help="per-channel normalisation: train-split statistics, none, or given values such as "
                         "0.485,0.456,0.406/0.229,0.224,0.225")
     g.add_argument("--resize", default=None, metavar="N|HxW",
-                   help="resize every image (bilinear, antialiased); default: keep the size")
+                   help="resize every image (bilinear, antialiased) (default: none, keep the size)")
     g.add_argument("--channels-last", action="store_true",
                    help="arrays are (N, H, W, C) instead of (N, C, H, W)")
     g.add_argument("--color", default="auto", choices=("auto", "L", "RGB"),
@@ -756,8 +773,8 @@ def _parser() -> argparse.ArgumentParser:
     g.add_argument("--interp", default="linear", choices=("linear", "nearest"), help="interpolation of tau x")
     sizes = g.add_mutually_exclusive_group()
     sizes.add_argument("--delta", type=float, nargs="+", default=None, metavar="PIXELS",
-                       help="typical displacements (pixels) to measure at; default: --n-sizes temperatures "
-                            "log-spaced over the cut-off's window [T_min, T_max]")
+                       help="typical displacements (pixels) to measure at (default: none: --n-sizes temperatures "
+                            "log-spaced over the cut-off's window [T_min, T_max])")
     sizes.add_argument("--T", type=float, nargs="+", default=None, metavar="T",
                        help="temperatures to measure at (instead of --delta)")
     g.add_argument("--n-sizes", type=int, default=5, help="number of default sizes across the window")
