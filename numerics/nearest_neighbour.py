@@ -11,8 +11,8 @@ Lipschitz target has error :math:`\varepsilon \sim P^{-1/d}` (mean absolute) or 
   with its standard error (the P distances of one configuration are correlated, so the s.e. is taken across
   configurations);
 * :func:`nn_regression_error`: test error of :math:`\hat f(x) = f^*(x_{NN(x)})`;
-* :func:`fit_power_law`: weighted least squares of :math:`\log\varepsilon = \log A - \beta\log P` with the
-  exponent's standard error and confidence interval.
+* :func:`learning_curve`: the error at each P and its exponent, fitted by :func:`numerics.fitting.fit_power_law`
+  (weighted by the standard errors, normal interval).
 """
 from __future__ import annotations
 
@@ -24,19 +24,18 @@ from typing import Any, Callable, Sequence
 import numpy as np
 from numba import njit, prange
 
+from numerics.fitting import PowerLawFit, fit_power_law
 from numerics.seeds import generator
 from theory.arguments import check_flag
 
 __all__ = [
     "MCEstimate",
-    "ExponentFit",
     "uniform_points",
     "nearest_neighbours",
     "nn_distances",
     "simulate_nn_distance",
     "sine_target",
     "nn_regression_error",
-    "fit_power_law",
     "learning_curve",
 ]
 
@@ -51,30 +50,6 @@ class MCEstimate:
     mean: float
     se: float
     n: int
-
-
-@dataclass(frozen=True)
-class ExponentFit:
-    r"""Fit :math:`y = A P^{-\beta}`: exponent ``beta`` with standard error ``se`` (inflated by
-    :math:`\sqrt{\chi^2/\mathrm{dof}}` when the fit is worse than the error bars), 95 % ``ci``, prefactor ``A``,
-    ``chi2`` and ``dof``."""
-
-    beta: float
-    se: float
-    ci: tuple[float, float]
-    prefactor: float
-    chi2: float
-    dof: int
-
-    def interval(self, level: float = 0.95) -> tuple[float, float]:
-        r"""Two-sided normal interval :math:`\beta \pm z\,\mathrm{se}`, :math:`z = \Phi^{-1}(1/2 + \mathrm{level}/2)`,
-        level in (0, 1)."""
-        from scipy.stats import norm
-
-        if isinstance(level, bool) or not (isinstance(level, numbers.Real) and 0 < level < 1):
-            raise ValueError(f"level must be a number in (0, 1), got {level!r}")
-        z = float(norm.ppf(0.5 + level / 2))
-        return (self.beta - z * self.se, self.beta + z * self.se)
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -247,37 +222,10 @@ def nn_regression_error(P: int, d: int, *, target: Callable[[np.ndarray], np.nda
     return MCEstimate(float(errs.mean()), float(errs.std(ddof=1) / math.sqrt(n_configs)), n_configs)
 
 
-def fit_power_law(P_values: Sequence[float], means: Sequence[float], ses: Sequence[float]) -> ExponentFit:
-    r"""Weighted least squares of :math:`\log y = \log A - \beta \log P`, weights :math:`(y/\mathrm{se})^2`
-    (delta method for the log). The covariance is scaled by :math:`\max(1, \chi^2/\mathrm{dof})`.
-    P_values, means and ses: 1-D, same length >= 3, all positive and finite."""
-    p = np.asarray(P_values, dtype=np.float64)
-    y = np.asarray(means, dtype=np.float64)
-    s = np.asarray(ses, dtype=np.float64)
-    if not (p.shape == y.shape == s.shape) or p.ndim != 1 or p.size < 3:
-        raise ValueError("P_values, means and ses must be 1-D of the same length >= 3")
-    for a, name in ((p, "P_values"), (y, "means"), (s, "ses")):
-        if not np.all(np.isfinite(a) & (a > 0)):
-            raise ValueError(f"{name} must be positive and finite, got {a}")
-    x = np.log(p)
-    if np.ptp(x) == 0:
-        raise ValueError("P_values must not all be equal")
-    ly, w = np.log(y), (y / s) ** 2
-    X = np.stack([np.ones_like(x), x], axis=1)
-    cov = np.linalg.inv(X.T @ (w[:, None] * X))
-    coef = cov @ (X.T @ (w * ly))
-    chi2 = float(np.sum(w * (ly - X @ coef) ** 2))
-    dof = x.size - 2
-    cov = cov * max(1.0, chi2 / dof)
-    beta, se = float(-coef[1]), float(math.sqrt(cov[1, 1]))
-    return ExponentFit(beta, se, (beta - 1.959963984540054 * se, beta + 1.959963984540054 * se),
-                       float(math.exp(coef[0])), chi2, dof)
-
-
 def learning_curve(d: int, P_values: Sequence[int], *, loss: str = "abs", seed: Any = None,
-                   **kwargs: Any) -> tuple[list[MCEstimate], ExponentFit]:
+                   **kwargs: Any) -> tuple[list[MCEstimate], PowerLawFit]:
     """:func:`nn_regression_error` at each P and the fitted exponent (compare with ``theory.dimension``'s
     :math:`\\beta = 1/d` or 2/d)."""
     rng = generator(seed)
     ests = [nn_regression_error(int(p), d, loss=loss, seed=rng, **kwargs) for p in P_values]
-    return ests, fit_power_law(P_values, [e.mean for e in ests], [e.se for e in ests])
+    return ests, fit_power_law(P_values, [e.mean for e in ests], [e.se for e in ests], interval="z")
