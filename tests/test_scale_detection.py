@@ -31,7 +31,7 @@ from numerics.scale_detection import (brute_force_layers, diffeo_moves, make_dat
 from theory.scale_detection import (asymptotic_laws, check_params, diffeo_input_norm, evaluate_sums, exact_layers,
                                     noise_sigma, pooling_D_expression, pooling_limit_expressions, threshold_layer,
                                     trinomial_kernel)
-from theory.scale_gauss import arccos_kernel, relu_product_moment, relu_product_moment_mp
+from theory.scale_gauss import relu_correlation_moment, relu_product_moment, relu_product_moment_mp
 
 # ---------------------------------------------------------------------------------------------
 # exact theory vs brute-force enumeration (all pairs, all moves, dense forward passes)
@@ -289,7 +289,18 @@ def test_relu_moments_against_mpmath(a, b, r):
 
 def test_arccos_kernel_is_zero_mean_limit():
     rho = np.linspace(-0.9, 0.9, 7)
-    np.testing.assert_allclose(relu_product_moment(0 * rho, 0 * rho, rho), arccos_kernel(rho), atol=1e-14)
+    np.testing.assert_allclose(relu_product_moment(0 * rho, 0 * rho, rho), relu_correlation_moment(rho), atol=1e-14)
+
+
+def test_relu_correlation_moment_is_the_symbolic_degree_1_arccos_kernel():
+    """A second derivation: theory.spherical integrates k_1(phi) symbolically; at cos(phi) = rho it must be the
+    closed form used by the scale-detection theory."""
+    import sympy as sp
+    from theory import spherical as ths
+
+    k1 = sp.lambdify(ths.phi, ths.arccos_kernel(1), "numpy")
+    rho = np.linspace(-1.0, 1.0, 11)
+    np.testing.assert_allclose(relu_correlation_moment(rho), k1(np.arccos(rho)), atol=1e-14)
 
 
 # ---------------------------------------------------------------------------------------------

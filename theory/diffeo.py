@@ -43,6 +43,27 @@ import sympy as sp
 
 CUTOFF_RULES = ("code", "paper")
 
+__all__ = [
+    "CUTOFF_RULES",
+    "SIERPINSKI_K",
+    "kept_modes",
+    "mode_count",
+    "mode_variance",
+    "odd_lattice_sum",
+    "typical_displacement_sq",
+    "typical_displacement",
+    "temperature_for_displacement",
+    "typical_displacement_paper",
+    "typical_displacement_asymptotic",
+    "odd_lattice_sum_asymptotic",
+    "mean_gradient_energy",
+    "mean_gradient_energy_paper",
+    "temperature_range_paper",
+    "temperature_range_exact",
+    "window_condition_paper",
+    "derivation",
+]
+
 #: Sierpinski's constant, :math:`\sum_{0<|z|\le R} |z|^{-2} = 2\pi\ln R + K + o(1)` over Gaussian integers.
 SIERPINSKI_K = sp.pi * (2 * sp.EulerGamma + 2 * sp.log(2) + 3 * sp.log(sp.pi) - 4 * sp.log(sp.gamma(sp.Rational(1, 4))))
 

@@ -20,6 +20,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+__all__ = ["axis_tables", "all_tables", "clean_sums", "noise_sums", "strided_sums"]
+
 # ----------------------------------------------------------------------------------------------
 # kernel tables
 

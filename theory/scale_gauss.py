@@ -30,6 +30,9 @@ import math
 import numpy as np
 from scipy.special import ndtr
 
+__all__ = ["relu_mean", "relu_second_moment", "bvn_cdf", "relu_product_moment", "relu_product_moment_mp",
+           "relu_correlation_moment"]
+
 _GL_X, _GL_W = np.polynomial.legendre.leggauss(64)
 _INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
 
@@ -134,8 +137,11 @@ def relu_product_moment_mp(alpha: float, beta: float, rho: float, dps: int = 30)
         return float(mp.quad(f, [-a, -a + 5, mp.inf]))
 
 
-def arccos_kernel(rho):
-    """E[X_+ Y_+] = (sin t + (pi - t) cos t)/(2 pi), cos t = rho (Cho & Saul 2009); |rho| <= 1 (+ 1e-12 round-off)."""
+def relu_correlation_moment(rho):
+    """E[X_+ Y_+] = (sin t + (pi - t) cos t)/(2 pi), cos t = rho, for standard normals X, Y with correlation rho;
+    |rho| <= 1 (+ 1e-12 round-off). It is the degree-1 arc-cosine kernel of Cho & Saul (2009) as a numpy function
+    of the correlation; :func:`theory.spherical.arccos_kernel` derives the kernel of any degree n symbolically as a
+    function of the angle t."""
     rho = _finite(rho, "rho")
     if np.any(np.abs(rho) > 1 + 1e-12):
         raise ValueError(f"rho must lie in [-1, 1], got max |rho| = {np.abs(rho).max()}")
