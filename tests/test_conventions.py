@@ -32,6 +32,7 @@ from numerics.scale_detection import (brute_force_layers, diffeo_moves, make_dat
                                       sample_terms, simulate_layers)
 from theory.scale_detection import (asymptotic_laws, diffeo_input_norm, exact_layers, move_law, noise_sigma,
                                     pooling_limit_expressions)
+from numerics.testing import assert_mc_close
 
 # ---------------------------------------------------------------------------------------------------------------
 # move laws
@@ -192,14 +193,14 @@ def test_theory_matches_simulation_under_every_convention(case, seed):
     sim = simulate_layers(**g, **conv, samples=20000, seed=seed)
     kt = (g["xi"] - 1) // 2 if g["stride"] == 1 else round(math.log(g["xi"], g["stride"]))
     for a, b in zip(th, sim):
-        assert abs(a["D"] - b["D"]) <= 4 * b["D_se"] + 1e-12, (a, b)
+        assert_mc_close(a["D"], b["D_se"], b["D"], atol=1e-12, what="D")
         if a["G"] is None:      # no closed form: stride 1 after the threshold (k~ >= 2, or rectified noise)
             assert g["stride"] == 1 and a["k"] > kt + (1 if conv["rectify"] == "noise" else 0)
             assert (kt >= 2 or conv["rectify"] == "noise") and math.isfinite(b["G"]) and b["G"] > 0
             continue
-        assert abs(a["G"] - b["G"]) <= 4 * b["G_se"], (a, b)
+        assert_mc_close(a["G"], b["G_se"], b["G"], what="G")
         if a["D"] > 0:
-            assert abs(a["R"] - b["R"]) <= 4 * b["R_se"], (a, b)
+            assert_mc_close(a["R"], b["R_se"], b["R"], what="R")
 
 
 @pytest.mark.slow
@@ -219,7 +220,7 @@ def test_authors_conventions_exact_where_the_theory_is(case):
         for q in "DGR":
             if a[q] is None or (q == "R" and a["D"] == 0):
                 continue
-            assert abs(a[q] - b[q]) <= 4 * b[q + "_se"] + 1e-12, (q, a, b)
+            assert_mc_close(a[q], b[q + "_se"], b[q], atol=1e-12, what=q)
 
 
 @pytest.mark.parametrize("case", [dict(xi=7, n=20, dim=1, layers=5), dict(xi=5, n=12, dim=1, layers=4, periodic=True),

@@ -21,6 +21,7 @@ from numerics.nearest_neighbour import (
     uniform_points,
 )
 from theory import dimension as th
+from numerics.testing import assert_mc_close
 
 
 def _num(expr) -> float:
@@ -112,14 +113,14 @@ def test_expected_nn_distance_matches_monte_carlo_torus(P, d, seed):
     n_configs = max(40, 60_000 // P)
     mc = simulate_nn_distance(P, d, n_configs=n_configs, seed=seed)
     exact = _num(th.expected_nn_distance(P, d))
-    assert abs(mc.mean - exact) < 4 * mc.se
+    assert_mc_close(mc.mean, mc.se, exact)
     assert mc.se < 0.05 * exact  # the test is sharp
 
 
 @pytest.mark.parametrize("P, d", [(3, 2), (40, 3), (150, 4)])
 def test_second_moment_and_variance(P, d):
     mc2 = simulate_nn_distance(P, d, n_configs=max(200, 100_000 // P), moment=2, seed=1)
-    assert abs(mc2.mean - _num(th.nn_distance_moment(P, d, 2))) < 4 * mc2.se
+    assert_mc_close(mc2.mean, mc2.se, _num(th.nn_distance_moment(P, d, 2)))
     pts = uniform_points(P, d, seed=0)
     r = nn_distances(pts)
     assert r.shape == (P,) and np.all(r > 0) and np.all(r <= 0.5)
@@ -146,7 +147,7 @@ def test_survival_matches_empirical_survival_function(P, d, metric, n, radii):
     frac = (r[:, :, None] > np.asarray(radii)).mean(axis=1)  # (n, radii)
     emp, se = frac.mean(axis=0), frac.std(axis=0, ddof=1) / math.sqrt(n)
     exact = np.array([_num(th.nn_survival(x, P, d, metric)) for x in radii])
-    np.testing.assert_array_less(np.abs(emp - exact), 4 * se)
+    assert_mc_close(emp, se, exact)
     assert np.all(se < 0.01)
     if metric == "chebyshev":  # 1/2 is the largest L∞ distance on the torus
         assert r.max() <= 0.5 and th.nn_survival(0.6, P, d) == 0
@@ -172,7 +173,7 @@ def test_variance_matches_monte_carlo_variance(P, d, metric, n):
     if metric == "euclidean":
         b1, b2 = _num(th.euclidean_wrap_error_bound(P, d, 1)), _num(th.euclidean_wrap_error_bound(P, d, 2))
         allow = b2 + b1 * (2 * _num(th.expected_nn_distance(P, d, metric)) + b1)
-    assert abs(var - exact) < 4 * se + allow
+    assert_mc_close(var, se, exact, atol=allow)
     assert se < 0.03 * exact and allow < 0.01 * se
 
 
@@ -223,7 +224,7 @@ def test_true_euclidean_moment_against_monte_carlo(P, d):
     the Monte Carlo resolves the formula's wrap-around error (measured: MC - integral = -0.44 and -0.90 s.e.,
     MC - formula = 9.7 and 6.6 s.e.), so the discrepancy tested against the bound is real."""
     mc = simulate_nn_distance(P, d, n_configs=50_000, metric="euclidean", seed=P + d)
-    assert abs(mc.mean - _true_euclidean_moment(P, d, 1)) < 4 * mc.se
+    assert_mc_close(mc.mean, mc.se, _true_euclidean_moment(P, d, 1))
     assert abs(mc.mean - _num(th.expected_nn_distance(P, d, "euclidean"))) > 4 * mc.se
 
 
@@ -233,7 +234,7 @@ def test_euclidean_formula_within_wrap_bound(P, d):
     exact = _num(th.expected_nn_distance(P, d, "euclidean"))
     assert bound < 1e-3 * exact
     mc = simulate_nn_distance(P, d, n_configs=max(100, 60_000 // P), metric="euclidean", seed=2)
-    assert abs(mc.mean - exact) < 4 * mc.se + bound
+    assert_mc_close(mc.mean, mc.se, exact, atol=bound)
 
 
 def test_cube_has_larger_gaps_than_torus():
