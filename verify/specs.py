@@ -25,6 +25,8 @@ import re
 from pathlib import Path
 from typing import Any, Sequence
 
+from theory.arguments import ArgumentValueError
+
 __all__ = [
     "SpecError",
     "parse_value",
@@ -39,11 +41,12 @@ __all__ = [
 _DOTTED = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
 
 
-class SpecError(ValueError):
-    """A bad command-line spec; ``flag`` is the flag it came from (``"--model"``, ``"--data-arg"``, ...)."""
+class SpecError(ArgumentValueError):
+    """A bad command-line spec or flag value; ``flag`` (also ``argument``, as for every
+    :class:`theory.arguments.ArgumentError`) is the flag it came from (``"--model"``, ``"--data-arg"``, ...)."""
 
     def __init__(self, flag: str, message: str):
-        super().__init__(f"{flag}: {message}")
+        super().__init__(flag, f"{flag}: {message}")
         self.flag = flag
         self.message = message
 
