@@ -26,7 +26,7 @@ from numba import njit, prange
 
 from numerics.fitting import PowerLawFit, fit_power_law
 from numerics.seeds import generator
-from theory.arguments import check_flag
+from theory.arguments import check_flag, check_int
 
 __all__ = [
     "MCEstimate",
@@ -55,14 +55,6 @@ class MCEstimate:
 # ----------------------------------------------------------------------------------------------------------
 # validation
 # ----------------------------------------------------------------------------------------------------------
-def _check_int(value: Any, name: str, low: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise ValueError(f"{name} must be an integer >= {low}, got {value!r} (non-integers are not allowed)")
-    if value < low:
-        raise ValueError(f"{name} must be an integer >= {low}, got {value}")
-    return int(value)
-
-
 def _metric(metric: str) -> int:
     if metric not in METRICS:
         raise ValueError(f"metric must be one of {tuple(METRICS)}, got {metric!r}")
@@ -144,7 +136,7 @@ def _config_moments(pts, k, periodic, metric):  # pragma: no cover - compiled
 # ----------------------------------------------------------------------------------------------------------
 def uniform_points(n: int, d: int, seed: Any = None) -> np.ndarray:
     """``n`` i.i.d. uniform points in :math:`[0,1)^d`, shape (n, d)."""
-    n, d = _check_int(n, "n", 1), _check_int(d, "d", 1)
+    n, d = check_int(n, "n", 1), check_int(d, "d", 1)
     return generator(seed).random((n, d))
 
 
@@ -174,8 +166,8 @@ def simulate_nn_distance(P: int, d: int, *, n_configs: int = 1000, moment: float
     r"""Monte-Carlo :math:`\mathbb E[r_{NN}^k]` (k = ``moment``) for P uniform points in :math:`[0,1]^d`:
     per configuration the mean over its P points, then mean and s.e. over ``n_configs`` independent
     configurations (generated in blocks of about ``block`` >= 1 numbers to bound memory)."""
-    P, d = _check_int(P, "P", 2), _check_int(d, "d", 1)
-    n_configs, block = _check_int(n_configs, "n_configs", 2), _check_int(block, "block", 1)
+    P, d = check_int(P, "P", 2), check_int(d, "d", 1)
+    n_configs, block = check_int(n_configs, "n_configs", 2), check_int(block, "block", 1)
     if isinstance(moment, bool) or not (isinstance(moment, numbers.Real) and moment > 0 and math.isfinite(moment)):
         raise ValueError(f"moment must be a positive finite number, got {moment!r}")
     m, periodic = _metric(metric), check_flag("periodic", periodic)
@@ -202,8 +194,8 @@ def nn_regression_error(P: int, d: int, *, target: Callable[[np.ndarray], np.nda
     (``"squared"``) over ``n_test`` uniform test points, averaged over ``n_configs`` independent training
     sets (s.e. across them). ``target``: vectorised Lipschitz function (n, d) -> (n,) with finite values; it
     should be periodic when ``periodic=True``."""
-    P, d = _check_int(P, "P", 2), _check_int(d, "d", 1)
-    n_test, n_configs = _check_int(n_test, "n_test", 1), _check_int(n_configs, "n_configs", 2)
+    P, d = check_int(P, "P", 2), check_int(d, "d", 1)
+    n_test, n_configs = check_int(n_test, "n_test", 1), check_int(n_configs, "n_configs", 2)
     if loss not in LOSSES:
         raise ValueError(f"loss must be one of {LOSSES}, got {loss!r}")
     m, periodic = _metric(metric), check_flag("periodic", periodic)

@@ -59,6 +59,16 @@ def _check_n(n: int) -> int:
     return int(n)
 
 
+def _check_filter_values(w: np.ndarray) -> int:
+    """The filter size n of an array of filters (last axis), after checking it is non-empty and finite."""
+    n = _check_n(w.shape[-1])
+    if w.size == 0:
+        raise ValueError("filters must contain at least one filter, got an empty array")
+    if not np.all(np.isfinite(w)):
+        raise ValueError("filters must be finite (found NaN or inf)")
+    return n
+
+
 def _real_filters(filters) -> np.ndarray:
     """float64 array of the filters (torch tensors via ``.detach().cpu()``); complex filters are rejected (the cast
     would drop their imaginary part)."""
@@ -216,11 +226,7 @@ def filter_spectrum(filters, *, group: bool = True) -> tuple[np.ndarray, np.ndar
     w = _real_filters(filters)
     if w.ndim < 2 or w.shape[-1] != w.shape[-2]:
         raise ValueError(f"filters must have shape (..., n, n) with square n×n filters, got shape {w.shape}")
-    n = _check_n(w.shape[-1])
-    if w.size == 0:
-        raise ValueError("filters must contain at least one filter, got an empty array")
-    if not np.all(np.isfinite(w)):
-        raise ValueError("filters must be finite (found NaN or inf)")
+    n = _check_filter_values(w)
     lam, psi = _eigenbasis_float(n)
     flat = w.reshape(-1, n * n)
     coeff = flat @ psi.reshape(len(lam), n * n).T  # (n_filters, n²)
@@ -257,11 +263,7 @@ def path_filter_spectrum(filters) -> tuple[np.ndarray, np.ndarray]:
     w = _real_filters(filters)
     if w.ndim < 1:
         raise ValueError(f"filters must have shape (..., n), got shape {w.shape}")
-    n = _check_n(w.shape[-1])
-    if w.size == 0:
-        raise ValueError("filters must contain at least one filter, got an empty array")
-    if not np.all(np.isfinite(w)):
-        raise ValueError("filters must be finite (found NaN or inf)")
+    n = _check_filter_values(w)
     pairs = path_eigenbasis(n)
     mu = np.array([float(m) for m, _ in pairs])
     U = np.array([np.array(u.evalf(17), dtype=np.float64).ravel() for _, u in pairs])
