@@ -22,6 +22,7 @@ import traceback
 from pathlib import Path
 from typing import Callable, Iterable
 
+TOOL = "verify.compare"
 ROW_KEYS = ("experiment", "quantity", "predicted", "measured", "tolerance", "verdict")
 VERDICTS = ("pass", "fail", "info")
 COLUMNS = ("experiment", "quantity", "predicted", "measured", "tolerance", "verdict")
@@ -124,42 +125,64 @@ def _failure_record(name: str, exc: BaseException) -> dict:
 
 def run_experiments(names: list[str], *, quick: bool, out_dir: Path, seed: int, device: str | None,
                     registry: dict[str, Callable] | None = None, size: str | None = None,
-                    log=None) -> tuple[list[dict], bool]:
+                    log=None, status: dict | None = None) -> tuple[list[dict], bool]:
     """Run the named experiments in order; an exception becomes a "fail" row, a missing dependency an "info" row.
-    Returns (records, interrupted)."""
+    Returns (records, interrupted).
+
+    Ctrl-C ends the run: the experiment that was running gets no record (its training did not finish, so no verdict
+    is computed from it), also when code inside it caught the KeyboardInterrupt and returned (the SIGINT is watched,
+    :class:`verify.outputs.InterruptWatch`). ``status``, if given, is filled with ``interrupted_during`` (that
+    experiment or None), ``not_run`` (the experiments after it), ``finished`` and ``files`` (per experiment, the
+    files it created or changed in ``out_dir``)."""
     from verify.experiments._common import Unavailable, jsonable, unavailable_record
+    from verify.outputs import InterruptWatch, folder_state, written_since
 
     if registry is None:
         from verify.experiments import EXPERIMENTS as registry
     if log is None:
         def log(msg):
             print(msg, file=sys.stderr, flush=True)
+    status = {} if status is None else status
+    status.update(interrupted_during=None, not_run=[], finished=[], files={})
     records = []
-    for name in names:
+    for k, name in enumerate(names):
         t0 = time.perf_counter()
         log(f"[verify.compare] running {name} …")
         kwargs = dict(quick=quick, out_dir=out_dir, seed=seed, device=device)
         if size is not None:
             kwargs["size"] = size
+        tracked = out_dir is not None and Path(out_dir).is_dir()
+        before = folder_state(out_dir) if tracked else {}
+        watch = InterruptWatch()
         try:
-            rec = registry[name](**kwargs)
+            with watch:
+                rec = registry[name](**kwargs)
             if isinstance(rec, dict):  # NaN/inf -> null, numpy scalars -> Python numbers
                 rec = {k: (jsonable(v) if k in ("data", "rows") else v) for k, v in rec.items()}
             rec = validate_record(rec)
             guard_verdicts(rec["rows"])
         except KeyboardInterrupt:
-            return records, True
+            watch.hit = True
         except Unavailable as exc:
             rec = unavailable_record(name, str(exc))
         except Exception as exc:  # report, keep going, exit non-zero at the end
             rec = _failure_record(name, exc)
+        if tracked:
+            status["files"][name] = written_since(out_dir, before)
+        if watch.hit:
+            status.update(interrupted_during=name, not_run=list(names[k + 1:]),
+                          seconds_in=time.perf_counter() - t0)
+            return records, True
         rec["seconds"] = time.perf_counter() - t0
         records.append(rec)
+        status["finished"].append(name)
     return records, False
 
 
 def write_results(records: list[dict], out_dir: Path, meta: dict) -> Path:
-    """Write ``out_dir/results.json``: {"meta": …, "rows": [all rows], "experiments": [records]}."""
+    """Write ``out_dir/results.json`` atomically: {"meta": …, "rows": [all rows], "experiments": [records]}."""
+    from verify.outputs import atomic_write_text
+
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     rows = [r for rec in records for r in rec["rows"]]
@@ -169,7 +192,7 @@ def write_results(records: list[dict], out_dir: Path, meta: dict) -> Path:
 
     text = json.dumps(jsonable({"meta": meta, "rows": rows, "experiments": records}), indent=1, allow_nan=False,
                       default=str)
-    path.write_text(text)
+    atomic_write_text(path, text)
     return path
 
 
@@ -200,6 +223,15 @@ def main(argv: list[str] | None = None, *, registry: dict[str, Callable] | None 
     if args.list:
         print("\n".join(names_all))
         return 0
+    from verify.outputs import check_manifest, prepare_out_dir
+    from verify.specs import SpecError
+
+    try:  # before any work: a bad --out must not cost a run
+        args.out = prepare_out_dir(args.out)
+        check_manifest(args.out, TOOL)
+    except SpecError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     names = names_all
     if args.only:
         names = [n.strip() for item in args.only for n in item.split(",") if n.strip()]
@@ -247,17 +279,31 @@ def _main(args, names, device, registry, argv) -> int:
             "python": platform.python_version(),
             "started": time.strftime("%Y-%m-%dT%H:%M:%S")}
     t0 = time.perf_counter()
+    status: dict = {}
     records, interrupted = run_experiments(names, quick=args.quick, out_dir=args.out, seed=args.seed, device=device,
-                                           registry=registry, size=args.size)
+                                           registry=registry, size=args.size, status=status)
     meta["seconds"] = time.perf_counter() - t0
     meta["interrupted"] = interrupted
+    meta["experiments"] = {"requested": list(names), "finished": status["finished"],
+                           "interrupted": status["interrupted_during"], "not_run": status["not_run"]}
+    files = sorted({f for fs in status["files"].values() for f in fs} | {"results.json"})
+    if interrupted:
+        meta["partial_files"] = status["files"].get(status["interrupted_during"], [])
     rows = [r for rec in records for r in rec["rows"]]
     print(format_table(rows))
     path = write_results(records, args.out, meta)
+    from verify.outputs import finish_outputs
+
+    config = {k: meta[k] for k in ("command", "quick", "size", "seed", "device")} | {"experiments": list(names)}
+    removed = finish_outputs(args.out, TOOL, config, files, complete=not interrupted)
     figs = [str(Path(args.out) / f) for rec in records for f in rec["figures"]]
-    print(f"wrote {path}" + (f" and {len(figs)} figures" if figs else "") + f" in {meta['seconds']:.0f} s")
+    print(f"wrote {path}" + (f" and {len(figs)} figures" if figs else "") + f" in {meta['seconds']:.0f} s"
+          + (f"; removed {len(removed)} stale file(s) of the previous run: {', '.join(removed)}" if removed else ""))
     if interrupted:
-        print("interrupted: partial results written", file=sys.stderr)
+        print(f"interrupted (Ctrl-C) during {status['interrupted_during']!r} after "
+              f"{status.get('seconds_in', 0.0):.0f} s: it has no verdict; finished: "
+              f"{', '.join(status['finished']) or 'none'}; not run: {', '.join(status['not_run']) or 'none'}. "
+              f"The finished results are in {path} (meta.interrupted = true)", file=sys.stderr)
         return 130
     return exit_code(rows)
 
