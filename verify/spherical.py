@@ -31,7 +31,7 @@ before the neurons condense (h = 1000, P = 64: 538 atoms and the lazy net's test
 from __future__ import annotations
 
 import argparse
-import json
+import sys
 import math
 import pathlib
 import time
@@ -48,9 +48,23 @@ from numerics.sphere import make_dataset, sample_sphere
 from theory import spherical as th
 
 __all__ = ["TwoLayerReLU", "symmetric_init", "TrainResult", "train", "empirical_ntk", "krr_predict", "KRR_WEIGHTS",
-           "network_atoms", "qmc_sphere", "ntk_check", "lazy_vs_krr", "trained_regimes", "sweep", "run", "main"]
+           "network_atoms", "qmc_sphere", "ntk_check", "lazy_vs_krr", "trained_regimes", "sweep", "run", "main",
+           "Interrupted"]
 
 DTYPE = torch.float64
+TOOL = "verify.spherical"
+
+
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C inside :func:`sweep` or :func:`run`: ``stage`` (what was running), ``partial`` (what had finished,
+    JSON-ready: the sweep's finished (d, P, seed) records, the finished stages of ``run``) and ``path`` (the file
+    :func:`run` saved it to, or None). A KeyboardInterrupt, so callers that stop on Ctrl-C still do."""
+
+    def __init__(self, stage: str, partial: dict, path=None):
+        super().__init__(f"interrupted during {stage}")
+        self.stage = stage
+        self.partial = partial
+        self.path = path
 
 
 def _check_int(v, name: str, lo: int) -> int:
@@ -258,7 +272,7 @@ def _torch_grad(X, W, b, beta, y, alpha):
 class TrainResult:
     steps: int
     converged: bool
-    reason: str                  # "loss_tol" | "stall" | "max_steps" | "max_time" | "interrupted"
+    reason: str                  # "loss_tol" | "stall" | "max_steps" | "max_time"
     train_error: float           # mean (F - y)^2 / mean y^2 at the end
     loss: float                  # alpha-trick loss at the end
     seconds: float
@@ -283,7 +297,9 @@ def train(model: TwoLayerReLU, x, y, *, lr: float = 1.0, max_steps: int = 100_00
     of the same gradient flow at the largest stable rate.  Stops when ``train_error = <(F-y)^2>/<y^2> <= loss_tol``
     (converged), when the loss fell by less than a fraction ``stall_rtol`` over ``patience`` steps, or at
     ``max_steps`` / ``max_time`` seconds;
-    Ctrl-C stops cleanly.  ``backend``: ``"numba"`` (CPU, fused), ``"torch"`` (closed form, any device), ``"auto"``.
+    Ctrl-C (KeyboardInterrupt) leaves the model at its last accepted step and propagates, so that a caller does not
+    take a half-trained network for a trained one; a non-finite train error (divergence, e.g. a too large fixed
+    ``lr``) raises ``FloatingPointError``.  ``backend``: ``"numba"`` (CPU, fused), ``"torch"`` (closed form, any device), ``"auto"``.
     Feature regime (alpha << 1): pass ``lr ~ alpha`` and ``adaptive=False`` (module notes, :func:`trained_regimes`).
     """
     if not isinstance(model, TwoLayerReLU):
@@ -378,6 +394,11 @@ def train(model: TwoLayerReLU, x, y, *, lr: float = 1.0, max_steps: int = 100_00
                 ckpt_loss, ckpt_step = loss, step
             q = [p[0] - eta * g[0], p[1] - eta * g[1] if train_b else p[1], p[2] - eta * g[2]]
             new = evaluate(q)
+            if not adaptive and not math.isfinite(new[0]):
+                raise FloatingPointError(
+                    f"train diverged: the loss became {new[0]} at step {step + 1} with the fixed lr = {lr:g}; use a "
+                    "smaller lr (the feature regime needs lr ~ alpha) or adaptive=True (the model keeps step "
+                    f"{step})")
             if adaptive and not (new[0] <= loss):
                 eta *= 0.5
                 rejected += 1
@@ -389,13 +410,24 @@ def train(model: TwoLayerReLU, x, y, *, lr: float = 1.0, max_steps: int = 100_00
             step += 1
             if adaptive:
                 eta = min(eta * 1.05, eta_max)
-    except KeyboardInterrupt:
-        reason = "interrupted"
-    finally:
+    finally:  # also on Ctrl-C: the model keeps the last accepted step, then KeyboardInterrupt propagates
         if bar is not None:
             bar.close()
         if threads and backend == "numba":
             nb.set_num_threads(old_threads)
+        _store(model, p, backend)
+    err = 2 * alpha * alpha * loss / y2
+    if not math.isfinite(err):
+        raise FloatingPointError(
+            f"train diverged: the train error is {err} after {step} steps at lr = {lr:g} (adaptive={adaptive}); "
+            "use a smaller lr (the feature regime needs lr ~ alpha) or adaptive=True")
+    hist.append((step, err, eta / h))
+    return TrainResult(steps=step, converged=reason == "loss_tol", reason=reason, train_error=float(err),
+                       loss=float(loss), seconds=time.perf_counter() - t0, rejected=rejected, history=hist)
+
+
+def _store(model: "TwoLayerReLU", p, backend: str) -> None:
+    """Copy the parameters ``p`` of :func:`train` back into ``model``."""
     with torch.no_grad():
         if backend == "numba":
             model.w.copy_(torch.as_tensor(p[0].T))
@@ -405,10 +437,6 @@ def train(model: TwoLayerReLU, x, y, *, lr: float = 1.0, max_steps: int = 100_00
             model.w.copy_(p[0])
             model.b.copy_(p[1])
             model.beta.copy_(p[2])
-    err = 2 * alpha * alpha * loss / y2
-    hist.append((step, err, eta / h))
-    return TrainResult(steps=step, converged=reason == "loss_tol", reason=reason, train_error=float(err),
-                       loss=float(loss), seconds=time.perf_counter() - t0, rejected=rejected, history=hist)
 
 
 # ------------------------------------------------------------------------------------------------------------------
@@ -569,36 +597,42 @@ def sweep(*, ds=(3, 5), Ps=(64, 128, 256, 512, 1024, 2048), seeds: int = 3, P_te
         from tqdm.auto import tqdm
         bar = tqdm(total=len(it), desc="spherical sweep")
     t0 = time.perf_counter()
-    for d, P, s in it:
-        ss = np.random.SeedSequence([seed, d, P, s])
-        rd, rdict, rrot = [np.random.default_rng(c) for c in ss.spawn(3)]
-        D = make_dataset(P, d, target=target, smoothness=smoothness, P_test=P_test, seed=rd)
-        dirs = sample_sphere(int(dict_factor * P), d, seed=rdict)
-        t1 = time.perf_counter()
-        sol = min_l1_interpolant(D.x, D.y, dirs, refine=refine, seed=rdict)
-        tf = time.perf_counter() - t1
-        K = th.ntk(D.x)
-        a = np.linalg.solve(K, D.y)
-        lazy = lambda z, a=a, X=D.x: th.ntk(np.asarray(z), X) @ a  # noqa: E731
-        pf, pl = sol(D.x_test), lazy(D.x_test)
-        ef, el = float(np.mean((pf - D.y_test) ** 2)), float(np.mean((pl - D.y_test) ** 2))
-        xs = D.x_test[: min(1000, P_test)]
-        Sf = _rotation_S(sol, xs, theta, rrot)
-        Sl = _rotation_S(lazy, xs, theta, rrot)
-        atoms_f = count_atoms(sol.directions, sol.coef, x=D.x)
-        Phi = np.maximum(D.x @ dirs.T, 0)
-        c2 = Phi.T @ np.linalg.lstsq(Phi @ Phi.T, D.y, rcond=None)[0]  # min-L2 interpolant on the same dictionary
-        atoms_l = count_atoms(dirs, c2, x=D.x)
-        recs.append(dict(d=d, P=P, seed=s, err_feature=ef, err_lazy=el, var_feature=float(np.var(pf)),
-                         var_lazy=float(np.var(pl)), S_feature=Sf.value, S_feature_se=Sf.se, S_lazy=Sl.value,
-                         S_lazy_se=Sl.se, atoms_feature=atoms_f.n_atoms, atoms_feature_eff=atoms_f.n_effective,
-                         atoms_l2=atoms_l.n_atoms, dictionary=int(dict_factor * P), l1=sol.l1,
-                         vertex=sol.vertex, lp_seconds=tf))
+    try:
+        for d, P, s in it:
+            ss = np.random.SeedSequence([seed, d, P, s])
+            rd, rdict, rrot = [np.random.default_rng(c) for c in ss.spawn(3)]
+            D = make_dataset(P, d, target=target, smoothness=smoothness, P_test=P_test, seed=rd)
+            dirs = sample_sphere(int(dict_factor * P), d, seed=rdict)
+            t1 = time.perf_counter()
+            sol = min_l1_interpolant(D.x, D.y, dirs, refine=refine, seed=rdict)
+            tf = time.perf_counter() - t1
+            K = th.ntk(D.x)
+            a = np.linalg.solve(K, D.y)
+            lazy = lambda z, a=a, X=D.x: th.ntk(np.asarray(z), X) @ a  # noqa: E731
+            pf, pl = sol(D.x_test), lazy(D.x_test)
+            ef, el = float(np.mean((pf - D.y_test) ** 2)), float(np.mean((pl - D.y_test) ** 2))
+            xs = D.x_test[: min(1000, P_test)]
+            Sf = _rotation_S(sol, xs, theta, rrot)
+            Sl = _rotation_S(lazy, xs, theta, rrot)
+            atoms_f = count_atoms(sol.directions, sol.coef, x=D.x)
+            Phi = np.maximum(D.x @ dirs.T, 0)
+            c2 = Phi.T @ np.linalg.lstsq(Phi @ Phi.T, D.y, rcond=None)[0]  # min-L2 interpolant on the same dictionary
+            atoms_l = count_atoms(dirs, c2, x=D.x)
+            recs.append(dict(d=d, P=P, seed=s, err_feature=ef, err_lazy=el, var_feature=float(np.var(pf)),
+                             var_lazy=float(np.var(pl)), S_feature=Sf.value, S_feature_se=Sf.se, S_lazy=Sl.value,
+                             S_lazy_se=Sl.se, atoms_feature=atoms_f.n_atoms, atoms_feature_eff=atoms_f.n_effective,
+                             atoms_l2=atoms_l.n_atoms, dictionary=int(dict_factor * P), l1=sol.l1,
+                             vertex=sol.vertex, lp_seconds=tf))
+            if bar is not None:
+                bar.update(1)
+                bar.set_postfix(d=d, P=P)
+    except KeyboardInterrupt:
+        raise Interrupted(f"the sweep, after {len(recs)} of {len(it)} points",
+                          dict(records=recs, ds=list(ds), Ps=list(Ps), seeds=seeds, target=target,
+                               seconds=time.perf_counter() - t0)) from None
+    finally:
         if bar is not None:
-            bar.update(1)
-            bar.set_postfix(d=d, P=P)
-    if bar is not None:
-        bar.close()
+            bar.close()
     fits = {}
     for d in ds:
         for reg, key in (("lazy", "err_lazy"), ("feature", "err_feature")):
@@ -804,7 +838,29 @@ def run(*, quick: bool, out_dir: pathlib.Path, seed: int = 0, device: str = "cpu
         raise ValueError(f"size must be one of {tuple(SIZES)}, got {size!r}")
     out_dir = pathlib.Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
+    from verify.experiments._common import jsonable  # strict JSON: NaN/inf -> null
+    from verify.outputs import atomic_write_json
+
+    data: dict = {}
+    stage = ["the sweep"]
+    try:
+        rows, figs = _run_stages(size, out_dir, seed, device, refine, progress, data, stage)
+    except KeyboardInterrupt as exc:  # save what finished, then stop
+        partial = dict(data)
+        where = exc.stage if isinstance(exc, Interrupted) else stage[0]
+        if isinstance(exc, Interrupted):
+            partial["sweep_partial"] = exc.partial
+        partial["interrupted"] = where
+        path = atomic_write_json(out_dir / "spherical.json", jsonable(partial))
+        raise Interrupted(where, partial, path) from None
+    atomic_write_json(out_dir / "spherical.json", jsonable(data))
+    return dict(name="spherical", rows=rows, data=data, figures=figs)
+
+
+def _run_stages(size, out_dir, seed, device, refine, progress, data: dict, stage: list) -> tuple[list, list]:
+    """The stages of :func:`run`; ``data`` receives each result as it finishes, ``stage[0]`` names the current one."""
     sw = sweep(**SIZES[size], seed=seed, refine=refine, progress=progress)
+    data["sweep"] = sw
     rows = []
     for key, f in sw["fits"].items():
         fit = f["fit"]
@@ -839,44 +895,80 @@ def run(*, quick: bool, out_dir: pathlib.Path, seed: int = 0, device: str = "cpu
         rows.append(dict(experiment="spherical", quantity=f"S_feature / S_lazy (d={d}, P={Pm})",
                          predicted="> 1", measured=float(sf / sl), tolerance=f"S_F > S_L in {frac:.0%} of runs",
                          verdict="pass" if frac == 1.0 else "fail"))
+    stage[0] = "the NTK check"
     nc = ntk_check(h=10_000 if size != "tiny" else 4000, seed=seed, device=device)
     tol = 0.02 if size == "tiny" else 0.01
     rows.append(dict(experiment="spherical", quantity=f"NTK analytic vs empirical (h={nc['h']})", predicted=0.0,
                      measured=nc["rel_err"], tolerance=tol, verdict="pass" if nc["rel_err"] < tol else "fail"))
-    data = dict(sweep=sw, ntk_check=nc)
+    data.update(sweep=sw, ntk_check=nc)
     if size != "tiny":
+        stage[0] = "the lazy network's training (lazy_vs_krr)"
         lk = lazy_vs_krr(seed=seed, device=device)
         data["lazy_vs_krr"] = lk
         rows.append(dict(experiment="spherical", quantity="lazy net (alpha=1e3, h=4000) vs NTK regression",
                          predicted=0.0, measured=lk["rel_diff"], tolerance=0.05,
                          verdict="pass" if lk["rel_diff"] < 0.05 else "fail"))
     if size in TRAINED:
+        stage[0] = "the trained networks (trained_regimes)"
         tr = trained_regimes(**TRAINED[size], seed=seed, device=device)
         data["trained_regimes"] = tr
         rows.extend(_trained_rows(tr))
+    stage[0] = "the figures"
     figs = _figures(sw, out_dir, data.get("trained_regimes"))
-    from verify.experiments._common import jsonable  # strict JSON: NaN/inf -> null
-    with open(out_dir / "spherical.json", "w") as fh:
-        json.dump(jsonable(data), fh, indent=1, allow_nan=False, default=float)
-    return dict(name="spherical", rows=rows, data=data, figures=figs)
+    return rows, figs
 
 
 def main(argv: list[str] | None = None) -> int:
+    """``python -m verify.spherical``: exit 0 (every row passes), 1 (a row fails), 2 (a bad flag, before any work,
+    naming it), 130 (Ctrl-C: what finished is in ``spherical.json`` with ``"interrupted"`` naming the stage)."""
+    from verify.outputs import check_manifest, finish_outputs, folder_state, prepare_out_dir, written_since
+    from verify.specs import SpecError
+
     ap = argparse.ArgumentParser(prog="python -m verify.spherical",
                                  description="Spherical model sweep: lazy vs feature exponents, atoms, rotation S.")
-    ap.add_argument("--out", type=pathlib.Path, default=pathlib.Path("spherical_out"))
+    ap.add_argument("--out", type=pathlib.Path, default=pathlib.Path("spherical_out"),
+                    help="output folder (spherical.json, PNGs, manifest.json); default spherical_out")
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--size", choices=tuple(SIZES), default=None)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--refine", type=int, default=0, help="column-generation rounds (continuous min-L1 limit)")
     a = ap.parse_args(argv)
-    rec = run(quick=a.quick, out_dir=a.out, seed=a.seed, device=a.device, size=a.size, progress=True,
-              refine=a.refine)
+    try:  # every flag before any work
+        if a.seed < 0:
+            raise SpecError("--seed", f"must be >= 0, got {a.seed}")
+        if a.refine < 0:
+            raise SpecError("--refine", f"must be >= 0, got {a.refine}")
+        try:
+            dev = torch.device(a.device)
+        except (RuntimeError, ValueError) as exc:
+            raise SpecError("--device", f"{a.device!r} is not a torch device ({exc})") from None
+        if dev.type == "cuda" and not torch.cuda.is_available():
+            raise SpecError("--device", f"{a.device!r}: torch sees no CUDA device (use cpu)")
+        out = prepare_out_dir(a.out)
+        check_manifest(out, TOOL)
+    except SpecError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    config = dict(quick=a.quick, size=a.size, seed=a.seed, device=a.device, refine=a.refine)
+    before = folder_state(out)
+    try:
+        rec = run(quick=a.quick, out_dir=out, seed=a.seed, device=a.device, size=a.size, progress=True,
+                  refine=a.refine)
+    except KeyboardInterrupt as exc:
+        finish_outputs(out, TOOL, config, written_since(out, before), complete=False)
+        where = exc.stage if isinstance(exc, Interrupted) else "the run"
+        saved = exc.path if isinstance(exc, Interrupted) else None
+        print(f"interrupted (Ctrl-C) during {where}: no verdicts; "
+              + (f"what finished is saved in {saved} (\"interrupted\" names the stage)" if saved
+                 else "nothing was saved"), file=sys.stderr)
+        return 130
+    removed = finish_outputs(out, TOOL, config, written_since(out, before))
     for r in rec["rows"]:
         print(f"{r['verdict']:5s} {r['quantity']:48s} predicted={r['predicted']!s:22s} measured={r['measured']!s:14s} "
               f"{r['tolerance'] or ''}")
-    print(f"wrote {a.out / 'spherical.json'} and {', '.join(rec['figures'])}")
+    print(f"wrote {out / 'spherical.json'} and {', '.join(rec['figures'])}"
+          + (f"; removed stale files of the previous run: {', '.join(removed)}" if removed else ""))
     return 1 if any(r["verdict"] == "fail" for r in rec["rows"]) else 0
 
 
