@@ -250,3 +250,26 @@ def test_main_exit_code_follows_the_verdicts(tmp_path, monkeypatch):
                      verdict=v) for i, v in enumerate(verdicts)]
         monkeypatch.setattr(vs, "run", lambda rows=rows, **kw: dict(name="spherical", rows=rows, data={}, figures=[]))
         assert vs.main(["--out", str(tmp_path), "--size", "tiny"]) == code
+
+
+def test_silent_failures_now_raise():
+    """Issue 15: a NaN label, ridge = inf, a fixed lr that diverges, zero points, bias=2, alpha/lr = None."""
+    D = make_dataset(16, 3, target="constant", P_test=10, seed=0)
+    y = D.y.copy()
+    y[3] = np.nan
+    with pytest.raises(ValueError, match="y_train must be finite"):
+        vs.krr_predict(D.x, y, D.x)
+    with pytest.raises(ValueError, match="^ridge must be finite"):
+        vs.krr_predict(D.x, D.y, D.x, ridge=float("inf"))
+    m = vs.symmetric_init(64, 3, seed=0)
+    with pytest.raises(FloatingPointError, match="diverged"):
+        vs.train(m, D.x, D.y, lr=1e10, adaptive=False, max_steps=1000)
+    assert torch.isfinite(m.w).all() and torch.isfinite(m.beta).all()   # the last finite step is kept
+    with pytest.raises(ValueError, match="at least one training point"):
+        vs.train(vs.symmetric_init(8, 3, seed=0), D.x[:0], D.y[:0])
+    with pytest.raises(TypeError, match="^bias must be True or False"):
+        vs.symmetric_init(8, 3, bias=2)
+    with pytest.raises(TypeError, match="^alpha must be a real number"):
+        vs.symmetric_init(8, 3, alpha=None)
+    with pytest.raises(TypeError, match="^lr must be a real number"):
+        vs.train(m, D.x, D.y, lr=None)

@@ -46,6 +46,7 @@ from numerics.fitting import fit_power_law
 from numerics.seeds import generator
 from numerics.sphere import make_dataset, sample_sphere
 from theory import spherical as th
+from theory.arguments import check_flag, check_int, check_real
 
 __all__ = ["TwoLayerReLU", "symmetric_init", "TrainResult", "train", "empirical_ntk", "krr_predict", "KRR_WEIGHTS",
            "network_atoms", "qmc_sphere", "ntk_check", "lazy_vs_krr", "trained_regimes", "sweep", "run", "main",
@@ -67,12 +68,6 @@ class Interrupted(KeyboardInterrupt):
         self.path = path
 
 
-def _check_int(v, name: str, lo: int) -> int:
-    if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < lo:
-        raise ValueError(f"{name} must be an integer >= {lo}, got {v!r}")
-    return int(v)
-
-
 def _check_dict_factor(v) -> None:
     """The dictionary of :func:`sweep` / :func:`trained_regimes` holds ``v * P`` directions: ``v >= 1``."""
     if not v >= 1:
@@ -80,10 +75,7 @@ def _check_dict_factor(v) -> None:
 
 
 def _check_alpha(alpha) -> float:
-    a = float(alpha)
-    if not (math.isfinite(a) and a > 0):
-        raise ValueError(f"alpha must be a finite number > 0, got {alpha!r}")
-    return a
+    return check_real(alpha, "alpha", 0.0, low_inclusive=False)
 
 
 # ------------------------------------------------------------------------------------------------------------------
@@ -146,8 +138,8 @@ def qmc_sphere(n: int, D: int, *, seed=None) -> np.ndarray:
     import warnings
 
     from scipy.stats import norm, qmc, special_ortho_group
-    n = _check_int(n, "n", 1)
-    D = _check_int(D, "D", 2)
+    n = check_int(n, "n", 1)
+    D = check_int(D, "D", 2)
     rng = generator(seed)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # Sobol balance warning for n not a power of 2
@@ -163,11 +155,12 @@ def symmetric_init(h: int, d: int, *, alpha: float = 1.0, bias: bool = False, in
     ``i + h/2`` has the same ``(w_i, b_i)`` and ``beta = -beta_i``; ``beta_i = +-1`` at random.  ``f_0 = 0``.
     ``init="random"``: i.i.d. directions; ``"qmc"``: :func:`qmc_sphere` (same law of each direction, smaller
     finite-h fluctuations of the NTK)."""
-    h = _check_int(h, "h", 2)
+    h = check_int(h, "h", 2)
     if h % 2:
         raise ValueError(f"h must be even for the symmetric initialisation, got {h}")
-    d = _check_int(d, "d", 2)
+    d = check_int(d, "d", 2)
     _check_alpha(alpha)
+    bias = check_flag("bias", bias)
     if init not in ("random", "qmc"):
         raise ValueError(f"init must be 'random' or 'qmc', got {init!r}")
     rng = generator(seed)
@@ -306,10 +299,9 @@ def train(model: TwoLayerReLU, x, y, *, lr: float = 1.0, max_steps: int = 100_00
         raise ValueError("model must be a TwoLayerReLU")
     if not model.symmetric:
         raise ValueError("train() needs a symmetric initialisation (f_0 = 0); use symmetric_init")
-    if not (lr > 0 and math.isfinite(lr)):
-        raise ValueError(f"lr must be > 0, got {lr}")
-    _check_int(max_steps, "max_steps", 1)
-    _check_int(patience, "patience", 1)
+    lr = check_real(lr, "lr", 0.0, low_inclusive=False)
+    check_int(max_steps, "max_steps", 1)
+    check_int(patience, "patience", 1)
     if not loss_tol >= 0:
         raise ValueError(f"loss_tol must be >= 0, got {loss_tol}")
     if not (0 <= stall_rtol < 1):
@@ -318,9 +310,9 @@ def train(model: TwoLayerReLU, x, y, *, lr: float = 1.0, max_steps: int = 100_00
         raise ValueError(f"lr_max must be None or a finite number >= lr = {lr}, got {lr_max}")
     if max_time is not None and not max_time > 0:
         raise ValueError(f"max_time must be None or > 0 seconds, got {max_time}")
-    _check_int(log_every, "log_every", 1)
+    check_int(log_every, "log_every", 1)
     if threads is not None:
-        _check_int(threads, "threads", 1)
+        check_int(threads, "threads", 1)
     dev = model.w.device
     if backend == "auto":
         backend = "numba" if dev.type == "cpu" else "torch"
@@ -334,6 +326,8 @@ def train(model: TwoLayerReLU, x, y, *, lr: float = 1.0, max_steps: int = 100_00
         raise ValueError(f"x must be (P, {model.d}) and y (P,), got {xn.shape}, {yn.shape}")
     if not (np.isfinite(xn).all() and np.isfinite(yn).all()):
         raise ValueError("x and y must be finite")
+    if xn.shape[0] == 0:
+        raise ValueError("x must hold at least one training point, got P = 0")
     alpha, h = model.alpha, model.h
     y2 = max(float(np.mean(yn**2)), 1e-300)
     train_b = model.bias
@@ -485,8 +479,15 @@ def krr_predict(x_train, y_train, x_test, *, kernel: str = "ntk", ridge: float =
         raise ValueError(f"kernel must be 'ntk' or 'rf', got {kernel!r}")
     if weights not in KRR_WEIGHTS or isinstance(weights, bool):
         raise ValueError(f"weights must be one of {KRR_WEIGHTS}, got {weights!r}")
-    if not ridge >= 0:
-        raise ValueError(f"ridge must be >= 0, got {ridge}")
+    ridge = check_real(ridge, "ridge", 0.0)
+    check_flag("bias", bias)
+    xt, yt = np.asarray(x_train, dtype=np.float64), np.asarray(y_train, dtype=np.float64)
+    if yt.ndim != 1 or xt.ndim != 2 or xt.shape[0] != yt.shape[0] or xt.shape[0] == 0:
+        raise ValueError(f"x_train must be (P, D) and y_train (P,) with P >= 1, got {xt.shape} and {yt.shape}")
+    if not (np.isfinite(xt).all() and np.isfinite(yt).all()):
+        raise ValueError("x_train and y_train must be finite (a NaN or infinite label makes every prediction NaN)")
+    if not np.isfinite(np.asarray(x_test, dtype=np.float64)).all():
+        raise ValueError("x_test must be finite")
     if kernel == "rf":
         kf = th.rf_kernel
     elif weights == "gaussian":
@@ -584,10 +585,10 @@ def sweep(*, ds=(3, 5), Ps=(64, 128, 256, 512, 1024, 2048), seeds: int = 3, P_te
     :func:`numerics.atoms.min_l1_interpolant` (slower; same exponent, ~2x larger error in our checks).
     """
     for d in ds:
-        _check_int(d, "d", 2)
+        check_int(d, "d", 2)
     for P in Ps:
-        _check_int(P, "P", 2)
-    _check_int(seeds, "seeds", 1)
+        check_int(P, "P", 2)
+    check_int(seeds, "seeds", 1)
     _check_dict_factor(dict_factor)
     nu = math.inf if target != "grf" else float(smoothness)
     recs = []
@@ -701,7 +702,7 @@ def trained_regimes(*, d: int = 3, P: int = 64, h: int = 1000, alpha_lazy: float
     """
     for name, v, lo in (("d", d, 2), ("P", P, 2), ("h", h, 2), ("seeds", seeds, 1), ("P_test", P_test, 1),
                         ("feature_steps", feature_steps, 1)):
-        _check_int(v, name, lo)
+        check_int(v, name, lo)
     _check_alpha(alpha_lazy)
     _check_alpha(alpha_feature)
     if not (alpha_feature < 1 <= alpha_lazy):
