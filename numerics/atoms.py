@@ -15,12 +15,14 @@ r"""Feature-regime limit and sparsification of a one-hidden-layer ReLU network (
 from __future__ import annotations
 
 import math
+import sys
 from dataclasses import dataclass, field
 
 import numpy as np
 from scipy.linalg import cho_factor, cho_solve, LinAlgError
 
 from numerics.seeds import generator
+from theory.arguments import ArgumentTypeError
 
 __all__ = ["L1Solution", "min_l1_interpolant", "AtomCount", "count_atoms", "relu_features"]
 
@@ -30,11 +32,22 @@ def _real(v) -> bool:
 
 
 def _array(v, name: str, ndim: int) -> np.ndarray:
-    """``v`` as a finite float array with ``ndim`` dimensions, else ValueError naming ``name``."""
+    """``v`` as a finite float array with ``ndim`` dimensions, else an error naming ``name`` (a TypeError, also a
+    ValueError, for something that is not a real array). A torch tensor is detached and copied to the host (one that
+    requires grad used to fail inside ``numpy()``)."""
+    t = sys.modules.get("torch")
+    if t is not None and isinstance(v, t.Tensor):
+        if v.is_complex() or not (v.is_floating_point() or v.dtype in (t.int8, t.int16, t.int32, t.int64, t.uint8)):
+            raise ArgumentTypeError(name, f"{name} must be a real {ndim}-d array, got a tensor of dtype {v.dtype}")
+        v = v.detach().to("cpu", t.float64).numpy()
+    if isinstance(v, (str, bytes, dict, set)) or v is None:
+        raise ArgumentTypeError(name, f"{name} must be a finite {ndim}-d array, got {type(v).__name__}")
+    if np.iscomplexobj(v):
+        raise ArgumentTypeError(name, f"{name} must be a real {ndim}-d array, got a complex array")
     try:
         a = np.asarray(v, dtype=np.float64)
     except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a finite {ndim}-d array, got {type(v).__name__}") from None
+        raise ArgumentTypeError(name, f"{name} must be a finite {ndim}-d array, got {type(v).__name__}") from None
     if a.ndim != ndim:
         raise ValueError(f"{name} must be a finite {ndim}-d array, got shape {a.shape}")
     if not np.all(np.isfinite(a)):
@@ -214,6 +227,12 @@ def min_l1_interpolant(x: np.ndarray, y: np.ndarray, directions: np.ndarray, *, 
     if not vertex:  # drop numerically-zero weights of the interior solution
         c = np.where(np.abs(c) > 1e-9 * np.abs(c).max(), c, 0.0)
     res = float(np.abs(Phi @ c - y).max())
+    scale = max(float(np.abs(y).max()), 1e-300)
+    if not (np.all(np.isfinite(c)) and res <= 1e-6 * scale + 1e-12):
+        raise ValueError(
+            f"min_l1_interpolant: no interpolant exists (max residual {res:.3g} for labels of size {scale:.3g}): the "
+            "labels contradict each other on repeated or ReLU-equivalent points, or the features relu(x . directions) "
+            "vanish (e.g. an all-zero dictionary); deduplicate the points or use other directions")
     return L1Solution(coef=c, directions=directions, l1=float(np.abs(c).sum()), residual=res, iterations=it,
                       vertex=vertex, gap=float(gap))
 

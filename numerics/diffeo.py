@@ -984,6 +984,9 @@ def temperature_range(n: Any, c: float, *, cutoff: str = "code", method: str = "
             lo = 1 / (8 * big**2 * _th.odd_lattice_sum_asymptotic(cf))
             if not float(lo) < float(hi):
                 raise ValueError(f"empty temperature window for n={n}, c={c} (method='asymptotic'): lower c")
+    if not (float(lo) > 0 and float(hi) > 0 and math.isfinite(float(lo)) and math.isfinite(float(hi))):
+        raise ValueError(f"temperature_range(n={n}, c={c}): the window ({float(lo):g}, {float(hi):g}) is not "
+                         "representable in float64 (underflow at this n); use a smaller n")
     return float(lo), float(hi)
 
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import math
+import warnings
 from dataclasses import dataclass, field
 from functools import cached_property
 
@@ -30,8 +31,14 @@ from theory.scale_detection import (_add_convention_flags, _cli_error, _parser, 
 
 __all__ = [
     "ScaleDetectionData", "make_dataset", "sample_moves", "move_positions", "diffeo_moves", "matched_noise",
-    "NetGeometry", "forward", "simulate_layers", "brute_force_layers", "main",
+    "NetGeometry", "forward", "simulate_layers", "brute_force_layers", "main", "OneClassWarning",
 ]
+
+
+class OneClassWarning(RuntimeWarning):
+    """:func:`make_dataset` built a data set with one class only (every pair distance on the same side of xi): a
+    classification task without a second class. The stability figures D, G, R need no labels, so the simulations of
+    this module build such sets on purpose (and silence this warning); filter it the same way when that is meant."""
 
 METRICS = ("euclidean", "linf", "periodic", "periodic_linf", "block")
 SITES = ("margin", "all", "off_diagonal")
@@ -90,6 +97,14 @@ def _distance(pos: np.ndarray, n: int, dim: int, metric: str, xi) -> np.ndarray:
     if metric == "block":
         return d.max(axis=1)
     return np.sqrt((d ** 2).sum(axis=1))
+
+
+def _unlabelled_dataset(n, xi, **kw) -> "ScaleDetectionData":
+    """:func:`make_dataset` for the stability simulations, which use the pairs and not their labels (a one-class
+    set is then no defect: :class:`OneClassWarning` silenced)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", OneClassWarning)
+        return make_dataset(n, xi, **kw)
 
 
 def make_dataset(n: int, xi, *, dim: int = 1, metric: str = "euclidean", gap: float = 0.0,
@@ -165,6 +180,10 @@ def make_dataset(n: int, xi, *, dim: int = 1, metric: str = "euclidean", gap: fl
     pos, delta, y = pos[keep], delta[keep], y[keep]
     if len(y) == 0 or (gap > 0 and (np.all(y == 1) or np.all(y == -1))):
         raise ValueError(f"gap must leave both classes non-empty, got gap={gap} for n={n}, xi={xi}")
+    if np.all(y == 1) or np.all(y == -1):  # a warning: D, G, R need no labels, the simulations use such sets
+        warnings.warn(f"xi={xi!r} leaves one class only for n={n} (every pair distance is "
+                      f"{'below' if np.all(y == 1) else 'at or above'} xi, largest {float(delta.max()):g}): "
+                      "choose xi between the smallest and the largest pair distance", OneClassWarning, stacklevel=2)
     if balance:
         a, b = np.flatnonzero(y == 1), np.flatnonzero(y == -1)
         m = min(len(a), len(b))
@@ -695,7 +714,7 @@ def sample_terms(xi, n, *, dim=1, stride=1, layers=10, periodic=False, samples=1
     rng = generator(seed)
     per = geom.periodic
     metric = "block" if geom.stride > 1 else ("periodic_linf" if per else "linf")
-    data = make_dataset(geom.n, geom.xi, dim=geom.dim, metric=metric)
+    data = _unlabelled_dataset(geom.n, geom.xi, dim=geom.dim, metric=metric)
     P = len(data)
     sigma = noise_sigma(geom.xi, geom.n, dim=geom.dim, stride=geom.stride, periodic=per, moves=moves,
                         preserve_blocks=preserve_blocks)
@@ -786,7 +805,7 @@ def brute_force_layers(xi, n, *, dim=1, stride=1, layers=None, periodic=False, m
     geom = NetGeometry.build(xi, n, dim=dim, stride=stride, layers=layers, periodic=periodic)
     moves, _, preserve_blocks = check_conventions(moves, "none", preserve_blocks, stride=geom.stride)
     metric = "block" if geom.stride > 1 else ("periodic_linf" if geom.periodic else "linf")
-    data = make_dataset(geom.n, geom.xi, dim=geom.dim, metric=metric)
+    data = _unlabelled_dataset(geom.n, geom.xi, dim=geom.dim, metric=metric)
     reps = forward(data.x, geom)
     flat = [r.reshape(len(data), -1) for r in reps[:-1]] + [reps[-1].reshape(-1, 1)]
     P = len(data)

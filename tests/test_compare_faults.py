@@ -117,9 +117,12 @@ def test_spherical_train_propagates_ctrl_c_and_keeps_the_model():
     from numerics.sphere import make_dataset
     from verify import spherical as vs
 
-    D = make_dataset(32, 3, target="constant", P_test=10, seed=0)
-    m = vs.symmetric_init(200, 3, seed=1)
-    timer = threading.Timer(0.5, lambda: os.kill(os.getpid(), signal.SIGINT))
+    # a rough target that 500 neurons take far longer than the timer to fit (the constant target stalled in
+    # 0.3 s: train returned before the signal); a first short run compiles the kernels
+    D = make_dataset(200, 5, target="grf", smoothness=0.5, P_test=10, seed=0)
+    m = vs.symmetric_init(500, 5, seed=1)
+    vs.train(m, D.x, D.y, max_steps=2)
+    timer = threading.Timer(0.3, lambda: os.kill(os.getpid(), signal.SIGINT))
     timer.start()
     with pytest.raises(KeyboardInterrupt):
         vs.train(m, D.x, D.y, max_steps=10**9, loss_tol=0, patience=10**9)

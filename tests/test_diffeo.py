@@ -821,3 +821,11 @@ def test_paper_window_is_the_reference_formula():
             lo, hi = nd.temperature_range(n, c, method="paper")
             assert math.isclose(lo, 1 / (math.pi * n**2 * math.log(c)), rel_tol=1e-12)
             assert math.isclose(hi, 4 / (math.pi**3 * c**2 * math.log(c)), rel_tol=1e-12)
+
+
+def test_temperature_range_underflow_is_refused():
+    """Issue 15: temperature_range(10**200, 3) returned T_min = 0."""
+    from numerics.diffeo import temperature_range
+
+    with pytest.raises(ValueError, match="not representable"):
+        temperature_range(10**200, 3)

@@ -618,3 +618,19 @@ def test_cli_bad_arguments_exit_2_naming_the_flag(module, argv, flag, capsys):
         rc = e.code
     out = capsys.readouterr()
     assert rc == 2 and out.out == "" and f"error: argument {flag}: " in out.err, out.err
+
+
+def test_one_class_data_set_is_refused():
+    """Issue 15: make_dataset(16, xi=100) returned a one-class data set silently; it now warns (OneClassWarning; an
+    error would break the simulations of D, G, R, which need no labels and use one-class sets on purpose, and do so
+    without the warning)."""
+    import warnings
+
+    from numerics.scale_detection import OneClassWarning, simulate_layers
+
+    with pytest.warns(OneClassWarning, match="one class only"):
+        make_dataset(16, 100)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", OneClassWarning)
+        make_dataset(16, 5)                       # two classes: no warning
+        simulate_layers(3, 5, layers=2, seed=0)   # a one-class set inside a simulation: no warning

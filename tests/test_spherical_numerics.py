@@ -278,3 +278,39 @@ _T = make_teacher(3, 1.5, width=10, seed=0)
 def test_bad_arguments_name_the_argument(name, call):
     with pytest.raises(ValueError, match=rf"^{name}\b"):
         call()
+
+
+def test_min_l1_interpolant_refuses_infeasible_problems():
+    """Issue 15: contradictory labels on a repeated point, or an all-zero dictionary, used to return l1 = 0 with
+    residual 1 and no error."""
+    import numpy as np
+
+    from numerics.atoms import min_l1_interpolant
+    from numerics.sphere import sample_sphere
+
+    x = sample_sphere(5, 3, seed=0)
+    with pytest.raises(ValueError, match="no interpolant exists"):
+        min_l1_interpolant(np.vstack([x, x[:1]]), np.r_[np.ones(5), -1.0], sample_sphere(40, 3, seed=1))
+    with pytest.raises(ValueError, match="no interpolant exists"):
+        min_l1_interpolant(x, np.ones(5), np.zeros((20, 3)))
+
+
+def test_min_l1_interpolant_takes_tensors_that_require_grad_and_refuses_non_arrays():
+    """Issue 15: a tensor that requires grad raised a RuntimeError about .numpy(); a string or None is a TypeError
+    naming the argument."""
+    import numpy as np
+    import torch
+
+    from numerics.atoms import min_l1_interpolant
+    from numerics.sphere import sample_sphere
+
+    x, dirs = sample_sphere(5, 3, seed=0), sample_sphere(40, 3, seed=1)
+    ref = min_l1_interpolant(x, np.ones(5), dirs)
+    got = min_l1_interpolant(torch.tensor(x, requires_grad=True), torch.ones(5, requires_grad=True),
+                             torch.tensor(dirs, requires_grad=True))
+    assert got.l1 == pytest.approx(ref.l1, rel=1e-12) and got.residual < 1e-9
+    for bad, name in (("abc", "x"), (None, "x")):
+        with pytest.raises(TypeError, match=rf"^{name} must be"):
+            min_l1_interpolant(bad, np.ones(5), dirs)
+    with pytest.raises(TypeError, match=r"^directions must be a real"):
+        min_l1_interpolant(x, np.ones(5), dirs + 0j)

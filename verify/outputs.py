@@ -32,7 +32,8 @@ from typing import Any
 from verify.specs import SpecError
 
 __all__ = ["prepare_out_dir", "atomic_write_text", "atomic_write_bytes", "atomic_write_json", "MANIFEST",
-           "read_manifest", "check_manifest", "finish_outputs", "InterruptWatch", "folder_state", "written_since"]
+           "read_manifest", "check_manifest", "finish_outputs", "InterruptWatch", "folder_state", "written_since",
+           "caused_by_interrupt"]
 
 #: the file in which a run lists what it wrote in its output folder
 MANIFEST = "manifest.json"
@@ -187,6 +188,19 @@ class InterruptWatch:
         if exc_type is KeyboardInterrupt:
             self.hit = True
         return False
+
+
+def caused_by_interrupt(exc: BaseException) -> bool:
+    """Whether ``exc`` is a KeyboardInterrupt or has one in its chain of causes. A SIGINT that arrives while compiled
+    code (a numba kernel boxing its result) calls back into Python surfaces as a ``SystemError`` whose ``__cause__``
+    is the KeyboardInterrupt; a training loop or a CLI turns that back into the interrupt it is."""
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        if isinstance(exc, KeyboardInterrupt):
+            return True
+        seen.add(id(exc))
+        exc = exc.__cause__ or exc.__context__
+    return False
 
 
 def folder_state(out_dir: Any) -> dict[str, tuple]:

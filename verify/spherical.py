@@ -47,6 +47,7 @@ from numerics.seeds import generator
 from numerics.sphere import make_dataset, sample_sphere
 from theory import spherical as th
 from theory.arguments import check_flag, check_int, check_real
+from verify.outputs import caused_by_interrupt
 
 __all__ = ["TwoLayerReLU", "symmetric_init", "TrainResult", "train", "empirical_ntk", "krr_predict", "KRR_WEIGHTS",
            "network_atoms", "qmc_sphere", "ntk_check", "lazy_vs_krr", "trained_regimes", "sweep", "run", "main",
@@ -404,6 +405,10 @@ def train(model: TwoLayerReLU, x, y, *, lr: float = 1.0, max_steps: int = 100_00
             step += 1
             if adaptive:
                 eta = min(eta * 1.05, eta_max)
+    except SystemError as exc:  # Ctrl-C inside a numba kernel's call back into Python
+        if caused_by_interrupt(exc):
+            raise KeyboardInterrupt from None
+        raise
     finally:  # also on Ctrl-C: the model keeps the last accepted step, then KeyboardInterrupt propagates
         if bar is not None:
             bar.close()
@@ -627,7 +632,9 @@ def sweep(*, ds=(3, 5), Ps=(64, 128, 256, 512, 1024, 2048), seeds: int = 3, P_te
             if bar is not None:
                 bar.update(1)
                 bar.set_postfix(d=d, P=P)
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, SystemError) as exc:  # SystemError: Ctrl-C inside a numba kernel (caused_by_interrupt)
+        if not caused_by_interrupt(exc):
+            raise
         raise Interrupted(f"the sweep, after {len(recs)} of {len(it)} points",
                           dict(records=recs, ds=list(ds), Ps=list(Ps), seeds=seeds, target=target,
                                seconds=time.perf_counter() - t0)) from None
@@ -846,7 +853,9 @@ def run(*, quick: bool, out_dir: pathlib.Path, seed: int = 0, device: str = "cpu
     stage = ["the sweep"]
     try:
         rows, figs = _run_stages(size, out_dir, seed, device, refine, progress, data, stage)
-    except KeyboardInterrupt as exc:  # save what finished, then stop
+    except (KeyboardInterrupt, SystemError) as exc:  # save what finished, then stop
+        if not caused_by_interrupt(exc):
+            raise
         partial = dict(data)
         where = exc.stage if isinstance(exc, Interrupted) else stage[0]
         if isinstance(exc, Interrupted):
