@@ -105,6 +105,10 @@ def temperature_sweep(x: Any, cs: Sequence[float], *, n_T: int = 30, T_below: fl
             raise ValueError(f"n_T must be an integer >= 1, got {n_T!r}")
         T_below = _positive(T_below, "T_below", 0.0)
         T_above = _positive(T_above, "T_above", 0.0)
+        for name, v in (("T_below", T_below), ("T_above", T_above)):  # the grid ends must stay finite and > 0
+            if not 1e-6 <= v <= 1e6:
+                raise ValueError(f"{name} must be a factor in [1e-6, 1e6] (the grid spans T_min / T_below .. "
+                                 f"T_max * T_above), got {v!r}")
     if delta is not None:
         delta = _positive(delta, "delta", 0.0)
     if temperatures is not None:

@@ -32,11 +32,13 @@ Closed form for a linear map (derived here, checked against Monte Carlo in ``tes
 from __future__ import annotations
 
 import math
+import sys
 from typing import Any
 
 import numpy as np
 
 from numerics.seeds import generator
+from theory.arguments import ArgumentTypeError, check_memory
 
 __all__ = [
     "random_planes",
@@ -62,6 +64,11 @@ ORTHONORMAL_TOL = 1e-8  # max ||u_i| - 1|, ||v_i| - 1|, |u_i . v_i| accepted by 
 def _check_theta(theta: Any, n: int | None = None) -> np.ndarray | float:
     """θ must be finite and in [0, π]; one angle per sample (shape (n,)) or a scalar (the only form when
     n is None)."""
+    t = sys.modules.get("torch")
+    if t is not None and isinstance(theta, t.Tensor):  # its values (also when it requires grad)
+        theta = theta.detach().to("cpu", t.float64).numpy() if not theta.is_complex() else theta.detach().numpy()
+    if np.iscomplexobj(theta) or isinstance(theta, (str, bytes)) or theta is None:
+        raise ArgumentTypeError("theta", f"theta must be a real number in [0, pi], got {type(theta).__name__}")
     try:
         arr = np.asarray(theta, dtype=np.float64)
     except (TypeError, ValueError):
@@ -170,6 +177,7 @@ def random_rotations(d: int, theta: Any, n: int, seed: Any = None) -> np.ndarray
     ``random_rotations(d, θ, n, s) @ x_i == rotate(x, *random_planes(d, n, s), θ)``."""
     d = _check_int(d, "d", 2)
     n = _check_int(n, "n", 1)
+    check_memory(5 * 8.0 * n * d * d, "n", f"{n} rotation matrices of size {d}x{d} (and their 4 intermediates)")
     th = _check_theta(theta, n)
     u, v = random_planes(d, n, seed)
     return rotation_matrices(u, v, th)

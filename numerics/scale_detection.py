@@ -25,6 +25,7 @@ import numpy as np
 from numba import njit, prange
 
 from numerics.seeds import generator
+from theory.arguments import check_memory
 from theory import scale_exact as _ex
 from theory.scale_detection import (_add_convention_flags, _cli_error, _parser, check_conventions, check_dim,
                                     check_params, move_law, noise_sigma)
@@ -163,7 +164,10 @@ def make_dataset(n: int, xi, *, dim: int = 1, metric: str = "euclidean", gap: fl
         grid = np.stack(np.meshgrid(side, side, indexing="ij"), axis=-1).reshape(-1, 2)
         if sites == "off_diagonal":
             grid = grid[grid[:, 0] != grid[:, 1]]
-    i, j = np.triu_indices(len(grid), k=1)
+    G = len(grid)  # all pairs are built, then filtered: triu indices, positions, distances, labels, masks
+    check_memory(G * (G - 1) / 2 * (16 + 16 * dim + 8 + 8 + 3), "n", f"the {G * (G - 1) // 2} pairs of the "
+                 f"{G} sites of a {n}{'x' + str(n) if dim == 2 else ''} frame")
+    i, j = np.triu_indices(G, k=1)
     pos = np.stack([grid[i], grid[j]], axis=1)          # (P, 2, dim)
     if metric == "block":
         same = np.all(pos[:, 0] // int(xi) == pos[:, 1] // int(xi), axis=1)

@@ -21,6 +21,7 @@ import numpy as np
 from scipy.special import gammaln
 
 from numerics.seeds import generator
+from theory.arguments import check_choice, check_memory
 
 __all__ = ["sample_sphere", "sample_gaussian", "sample_ball", "sample_inputs", "RandomTeacher", "make_teacher",
            "SphericalData", "make_dataset", "harmonic_power_s2", "DISTRIBUTIONS", "TARGETS"]
@@ -41,22 +42,30 @@ def _check_d(d) -> int:
     return int(d)
 
 
+def _check_points(P, d) -> tuple[int, int]:
+    """P and d checked, and the (P, d) float64 array they make checked against the memory (the P x d draws and the
+    result: 2 P d 8 bytes)."""
+    P, d = _check_P(P), _check_d(d)
+    check_memory(16.0 * P * d, "P", f"{P} points in dimension {d}")
+    return P, d
+
+
 def sample_sphere(P: int, d: int, *, seed=None) -> np.ndarray:
     """``P`` points uniform on S^{d-1}: ``g/|g|`` with ``g ~ N(0, I_d)`` (rotation invariance of the Gaussian)."""
-    P, d = _check_P(P), _check_d(d)
+    P, d = _check_points(P, d)
     g = generator(seed).standard_normal((P, d))
     return g / np.linalg.norm(g, axis=1, keepdims=True)
 
 
 def sample_gaussian(P: int, d: int, *, seed=None) -> np.ndarray:
     """``P`` points from ``N(0, I_d)``."""
-    P, d = _check_P(P), _check_d(d)
+    P, d = _check_points(P, d)
     return generator(seed).standard_normal((P, d))
 
 
 def sample_ball(P: int, d: int, *, seed=None) -> np.ndarray:
     """``P`` points uniform in the unit ball: direction uniform, radius ``U^{1/d}`` (``P(r < s) = s^d``)."""
-    P, d = _check_P(P), _check_d(d)
+    P, d = _check_points(P, d)
     rng = generator(seed)
     x = sample_sphere(P, d, seed=rng)
     return x * rng.random((P, 1)) ** (1.0 / d)
@@ -148,10 +157,10 @@ def make_dataset(P: int, d: int, *, target: str = "constant", smoothness: float 
     """
     P, d = _check_P(P), _check_d(d)
     P_test = _check_P(P_test, "P_test")
-    if target not in TARGETS:
-        raise ValueError(f"target must be one of {TARGETS}, got {target!r}")
-    if distribution not in DISTRIBUTIONS:
-        raise ValueError(f"distribution must be one of {DISTRIBUTIONS}, got {distribution!r}")
+    check_choice(target, "target", TARGETS)
+    check_choice(distribution, "distribution", DISTRIBUTIONS)
+    if target == "grf":
+        _check_P(teacher_width, "teacher_width")
     rng = generator(seed)
     x = sample_inputs(P, d, distribution, seed=rng)
     xt = sample_inputs(P_test, d, distribution, seed=rng)

@@ -68,7 +68,7 @@ from scipy.spatial.distance import pdist
 
 from numerics.rotations import random_planes, random_rotations, rotate
 from numerics.seeds import generator
-from theory.arguments import check_choice, check_flag, check_int
+from theory.arguments import check_choice, check_flag, check_int, check_memory
 
 __all__ = [
     "Estimate",
@@ -187,7 +187,7 @@ def _check_inputs(x: Any, x_diffeo: Any) -> int:
         raise ValueError(f"x must hold P >= 2 probe points (first axis), got P = {sx[0]}")
     for arr, name in ((x, "x"), (x_diffeo, "x_diffeo")):
         _check_real(arr, name)
-        if not _all_finite(arr):
+        if not _all_finite(arr, name):
             raise ValueError(f"{name} contains non-finite values (nan or inf)")
     return int(sx[0])
 
@@ -198,7 +198,7 @@ def _check_real(arr: Any, name: str) -> None:
         raise ValueError(f"{name} must be real, got a complex array")
 
 
-def _all_finite(arr: Any) -> bool:
+def _all_finite(arr: Any, name: str = "x") -> bool:
     if _is_tensor(arr):
         torch = _torch()
         if not (arr.is_floating_point() or arr.is_complex()):
@@ -206,7 +206,7 @@ def _all_finite(arr: Any) -> bool:
         return bool(torch.isfinite(arr).all())
     a = np.asarray(arr)
     if not np.issubdtype(a.dtype, np.number):
-        raise ValueError(f"inputs must be numeric arrays, got dtype {a.dtype}")
+        raise ValueError(f"{name} must be a numeric array, got dtype {a.dtype}")
     return bool(np.all(np.isfinite(a)))
 
 
@@ -812,6 +812,8 @@ def _stream(make_forward: Callable, f: Any, x: Any, x_diffeo: Any, *, noise: str
         stream = _NoiseStream(be, x, x_diffeo, noise, noise_rng, None, slices)
         if errors == "bootstrap" or not (seed is None or isinstance(seed, (int, np.integer))):
             _skip_normals(rng, P * stream.row)
+    if errors == "bootstrap":  # the draws and the counts (n_boot x P int64 each) and W = counts / P (float64)
+        check_memory(3 * 8.0 * n_boot * P, "n_boot", f"{n_boot} bootstrap resamples of {P} probe points")
     counts = _bootstrap_counts(P, n_boot, rng) if errors == "bootstrap" else None
     per_coordinate = estimator == "median"
     means = {}

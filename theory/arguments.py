@@ -30,7 +30,12 @@ __all__ = [
     "check_int",
     "check_real",
     "check_choice",
+    "check_memory",
+    "memory_limit",
 ]
+
+#: the fraction of the machine's physical memory one allocation may claim before :func:`check_memory` refuses it
+MEMORY_FRACTION = 0.5
 
 
 class ArgumentError(Exception):
@@ -128,10 +133,45 @@ def check_choice(value: Any, name: str, choices: tuple) -> Any:
         raise ArgumentTypeError(name, f"{name} must be one of {choices}, got {value!r}")
     try:
         ok = value in choices
-    except (TypeError, ValueError):  # unhashable, incomparable, or an array (ambiguous truth value)
+    except (TypeError, ValueError, RuntimeError):  # unhashable, incomparable, an array or a tensor (ambiguous truth)
         ok = False
     if ok:
         return value
     if types and not any(isinstance(value, t) for t in types if t is not type(None)) and value is not None:
         raise ArgumentTypeError(name, f"{name} must be one of {choices}, got {value!r}")
     raise ArgumentValueError(name, f"{name} must be one of {choices}, got {value!r}")
+
+
+def memory_limit() -> int:
+    """The largest allocation :func:`check_memory` accepts, in bytes: :data:`MEMORY_FRACTION` of the physical memory
+    (``os.sysconf``; of 16 GiB where it is unknown), and in a process with an address-space cap (``ulimit -v``,
+    ``RLIMIT_AS``) at most that fraction of what the cap leaves."""
+    import os
+
+    try:
+        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):  # pragma: no cover - not POSIX
+        total = 16 << 30
+    limit = MEMORY_FRACTION * total
+    try:
+        import resource
+
+        cap = resource.getrlimit(resource.RLIMIT_AS)[0]
+        if cap != resource.RLIM_INFINITY:
+            with open("/proc/self/statm") as fh:
+                used = int(fh.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
+            limit = min(limit, MEMORY_FRACTION * max(cap - used, 0))
+    except (ImportError, OSError, ValueError):  # pragma: no cover - not Linux
+        pass
+    return int(limit)
+
+
+def check_memory(n_bytes: float, name: str, what: str) -> None:
+    """Refuse up front (:class:`ArgumentValueError` naming ``name``, with the estimate) an allocation of ``n_bytes``
+    (``what`` describes it) larger than :func:`memory_limit`, instead of a ``MemoryError`` deep inside numpy after
+    minutes of work, or the machine swapping."""
+    limit = memory_limit()
+    if not n_bytes <= limit:
+        raise ArgumentValueError(name, f"{name} is too large: {what} would need {n_bytes / 2**30:.3g} GiB, more than the "
+                                       f"{limit / 2**30:.3g} GiB one call may claim "
+                                       f"({MEMORY_FRACTION:.0%} of this machine's memory); use a smaller {name}")

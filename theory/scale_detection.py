@@ -92,13 +92,13 @@ import sympy as sp
 
 from theory import rectified_sums as _rs
 from theory import scale_exact as _ex
-from theory.arguments import check_flag
+from theory.arguments import ArgumentValueError, check_flag, check_real
 from theory.scale_gauss import relu_mean, relu_product_moment, relu_second_moment
 
 __all__ = [
     "MOVES", "RECTIFY", "move_law", "check_conventions",
     "ScaleNetSpec", "check_params", "check_dim", "threshold_layer", "diffeo_input_norm", "noise_sigma",
-    "exact_layers", "realised_output", "trinomial_kernel", "pooling_D_expression", "evaluate_sums",
+    "exact_layers", "exact_layers_seconds", "realised_output", "trinomial_kernel", "pooling_D_expression", "evaluate_sums",
     "pooling_limit_expressions",
     "asymptotic_laws", "main",
 ]
@@ -141,7 +141,11 @@ def _int(name: str, v, lo: int | None = None) -> int:
 
 def check_dim(v) -> int:
     """Validate the number of image axes: ``dim`` must be 1 or 2 (ValueError otherwise); returns it as int."""
-    if isinstance(v, bool) or v not in (1, 2):
+    try:
+        ok = not isinstance(v, bool) and isinstance(v, (int, np.integer)) and v in (1, 2)
+    except (TypeError, ValueError, RuntimeError):  # an array or a tensor
+        ok = False
+    if not ok:
         raise ValueError(f"dim must be 1 or 2, got {v!r}")
     return int(v)
 
@@ -668,10 +672,26 @@ def _strided(spec: ScaleNetSpec, moves: str = "lazy", rectify: str = "none", pre
     return numD, normsq, mean_sq, numG, sigma
 
 
+def exact_layers_seconds(xi: int, n: int, *, dim: int = 1, stride: int = 1, layers: int = 10) -> float:
+    """Estimated seconds of :func:`exact_layers` (2 cores): ``11 (n R / 1856)^2`` with ``R = n + 2 xi + 2 layers +
+    12`` in 2D with stride 1 (measured 0.8, 1.2, 4.2, 11 and 117 s at n = 12, 16, 24, 32 (xi = 3, layers = 4) and 64;
+    the model gives 0.7, 1.2, 4.6, 11 and 107 s); 0 otherwise (the 1D and strided sums take well under a second)."""
+    if dim != 2 or stride != 1:
+        return 0.0
+    R = n + 2 * xi + 2 * layers + 12
+    return 11.0 * (n * R / 1856.0) ** 2
+
+
 def exact_layers(xi: int, n: int, *, dim: int = 1, stride: int = 1, layers: int = 10, periodic: bool = False,
                  include_diagonal: bool = False, with_numerators: bool = False, moves: str = "lazy",
-                 rectify: str = "none", preserve_blocks: bool = False) -> list[dict]:
+                 rectify: str = "none", preserve_blocks: bool = False,
+                 max_seconds: float | None = 60.0) -> list[dict]:
     """Exact D_k, G_k, R_k at every layer k = 1..layers and at the output (k = layers + 1).
+
+    Cost: in 2D with stride 1 the exact sums take about :func:`exact_layers_seconds` (``(n R)^2`` with
+    ``R = n + 2 xi + 2 layers + 12``, 11 s at n = 32, 117 s at n = 64 on 2 cores); when that estimate exceeds
+    ``max_seconds`` the call is refused up front (ValueError naming n, with the estimate); ``max_seconds=None``
+    runs it anyway.
 
     Returns one dict per layer: k, name ("pool", "threshold", "pool_after", "output"), D, G, R
     (floats; G and R are None after the threshold layer for stride 1 with k~ >= 2, see the
@@ -687,7 +707,16 @@ def exact_layers(xi: int, n: int, *, dim: int = 1, stride: int = 1, layers: int 
     """
     spec = check_params(xi, n, dim=dim, stride=stride, layers=layers, periodic=periodic)
     include_diagonal = check_flag("include_diagonal", include_diagonal)
+    with_numerators = check_flag("with_numerators", with_numerators)
     moves, rectify, preserve_blocks = check_conventions(moves, rectify, preserve_blocks, stride=spec.stride)
+    if max_seconds is not None:
+        limit = check_real(max_seconds, "max_seconds", 0.0, low_inclusive=False)
+        est = exact_layers_seconds(spec.xi, spec.n, dim=spec.dim, stride=spec.stride, layers=spec.layers)
+        if est > limit:
+            raise ArgumentValueError("n", f"n is too large for the exact 2D sums: n={spec.n} (xi={spec.xi}, "
+                                          f"layers={spec.layers}) takes about {est:.0f} s (cost ~ (n R)^2, "
+                                          f"R = n + 2 xi + 2 layers + 12), more than max_seconds={limit:g}; pass "
+                                          "max_seconds=None to run it anyway, or use a smaller n")
     L, kt = spec.layers, spec.kt
     if spec.stride == 1:
         R = spec.n + 2 * spec.xi + 2 * L + 12

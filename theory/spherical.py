@@ -23,11 +23,14 @@ Everything here is exact (sympy) or a closed-form evaluation; nothing is sampled
 from __future__ import annotations
 
 import math
+import sys
 from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
 import sympy as sp
+
+from theory.arguments import check_flag
 
 __all__ = [
     "phi", "t", "eps",
@@ -124,6 +127,12 @@ def _numeric(kind: str):
 
 
 def _augment(x, bias: bool, name: str = "x") -> np.ndarray:
+    bias = check_flag("bias", bias)
+    t = sys.modules.get("torch")
+    if t is not None and isinstance(x, t.Tensor):
+        x = x.detach().cpu().numpy()
+    if np.iscomplexobj(x):
+        raise ValueError(f"{name} must be a real (P, d) array, got a complex array")
     try:
         x = np.asarray(x, dtype=np.float64)
     except (TypeError, ValueError):
@@ -369,6 +378,8 @@ def predicted_atoms(P: int, regime: str, h: int | None = None) -> dict:
         raise ValueError(f"P must be a positive integer, got {P!r}")
     if h is not None and (isinstance(h, bool) or not isinstance(h, (int, np.integer)) or h < 2 or h % 2):
         raise ValueError(f"h must be None or an even integer >= 2 (symmetric pairs), got {h!r}")
+    if not isinstance(regime, str):  # an array or a tensor would make the comparisons below ambiguous
+        raise TypeError(f"regime must be 'feature' or 'lazy', got {type(regime).__name__}")
     if regime == "feature":
         return {"upper_bound": int(P), "exponent": 1.0, "depends_on_h": False}
     if regime == "lazy":

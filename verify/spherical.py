@@ -46,7 +46,7 @@ from numerics.fitting import fit_power_law
 from numerics.seeds import generator
 from numerics.sphere import make_dataset, sample_sphere
 from theory import spherical as th
-from theory.arguments import check_flag, check_int, check_real
+from theory.arguments import check_choice, check_flag, check_int, check_real
 from verify.outputs import caused_by_interrupt
 
 __all__ = ["TwoLayerReLU", "symmetric_init", "TrainResult", "train", "empirical_ntk", "krr_predict", "KRR_WEIGHTS",
@@ -314,11 +314,11 @@ def train(model: TwoLayerReLU, x, y, *, lr: float = 1.0, max_steps: int = 100_00
     check_int(log_every, "log_every", 1)
     if threads is not None:
         check_int(threads, "threads", 1)
+    check_choice(backend, "backend", ("auto", "numba", "torch"))
     dev = model.w.device
     if backend == "auto":
         backend = "numba" if dev.type == "cpu" else "torch"
-    if backend not in ("numba", "torch"):
-        raise ValueError(f"backend must be 'auto', 'numba' or 'torch', got {backend!r}")
+    check_choice(backend, "backend", ("numba", "torch"))
     if backend == "numba" and dev.type != "cpu":
         raise ValueError("backend='numba' needs the model on the CPU")
     xn = np.ascontiguousarray(np.asarray(x.detach().cpu() if torch.is_tensor(x) else x, dtype=np.float64))
@@ -441,13 +441,32 @@ def _store(model: "TwoLayerReLU", p, backend: str) -> None:
 # ------------------------------------------------------------------------------------------------------------------
 # kernels
 # ------------------------------------------------------------------------------------------------------------------
+def _inputs(x, name: str, model: "TwoLayerReLU"):
+    """``x`` as a finite (P, d) float64 tensor on the model's device, else an error naming ``name``."""
+    if torch.is_tensor(x):
+        x = x.detach().cpu().numpy()
+    if isinstance(x, (str, bytes)) or x is None or np.iscomplexobj(x):
+        raise TypeError(f"{name} must be a real (P, {model.d}) array, got {type(x).__name__}")
+    try:
+        a = np.asarray(x, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise TypeError(f"{name} must be a real (P, {model.d}) array, got {type(x).__name__}") from None
+    if a.ndim != 2 or a.shape[1] != model.d:
+        raise ValueError(f"{name} must have shape (P, {model.d}), got {a.shape}")
+    if not np.all(np.isfinite(a)):
+        raise ValueError(f"{name} must be finite")
+    return torch.as_tensor(a, dtype=DTYPE, device=model.w.device)
+
+
 def empirical_ntk(model: TwoLayerReLU, x1, x2=None) -> np.ndarray:
     r"""Finite-width NTK in the normalisation of :func:`theory.spherical.ntk`:
     ``Theta_h(x, x') = (1/h) sum_i [sigma(z_i) sigma(z'_i) + beta_i^2 sigma'(z_i) sigma'(z'_i) u.u']``
     (``u = (x, 1)`` when the bias is trained) -- equal to ``h <grad f(x), grad f(x')>``."""
+    if not isinstance(model, TwoLayerReLU):
+        raise TypeError(f"model must be a TwoLayerReLU (symmetric_init), got {type(model).__name__}")
     with torch.no_grad():
-        X1 = torch.as_tensor(np.asarray(x1), dtype=DTYPE, device=model.w.device)
-        X2 = X1 if x2 is None else torch.as_tensor(np.asarray(x2), dtype=DTYPE, device=model.w.device)
+        X1 = _inputs(x1, "x1", model)
+        X2 = X1 if x2 is None else _inputs(x2, "x2", model)
         Z1 = X1 @ model.w.T + model.b
         Z2 = X2 @ model.w.T + model.b
         A = torch.relu(Z1) @ torch.relu(Z2).T
@@ -482,8 +501,7 @@ def krr_predict(x_train, y_train, x_test, *, kernel: str = "ntk", ridge: float =
     """
     if kernel not in ("ntk", "rf"):
         raise ValueError(f"kernel must be 'ntk' or 'rf', got {kernel!r}")
-    if weights not in KRR_WEIGHTS or isinstance(weights, bool):
-        raise ValueError(f"weights must be one of {KRR_WEIGHTS}, got {weights!r}")
+    check_choice(weights, "weights", KRR_WEIGHTS)
     ridge = check_real(ridge, "ridge", 0.0)
     check_flag("bias", bias)
     xt, yt = np.asarray(x_train, dtype=np.float64), np.asarray(y_train, dtype=np.float64)
