@@ -128,7 +128,8 @@ def test_bad_arguments(tmp_path, capsys):
 
 def test_real_registry_is_complete():
     from verify.experiments import EXPERIMENTS
-    assert list(EXPERIMENTS) == ["cnn_layers", "lowpass", "channel_shuffle", "fc_vs_cnn", "handcrafted", "spherical"]
+    assert list(EXPERIMENTS) == ["cnn_layers", "lowpass", "channel_shuffle", "fc_vs_cnn", "handcrafted", "spherical",
+                                 "architectures", "fc_regimes"]
 
 
 def test_fit_power_law_exact_and_interval():

@@ -7,8 +7,9 @@ import pytest
 import torch
 
 from verify.compare import validate_record
-from verify.experiments import EXPERIMENTS, channel_shuffle, cnn_layers, handcrafted, lowpass, spherical
-from verify.experiments._common import SIZES, clear_cache
+from verify.experiments import (EXPERIMENTS, architectures, channel_shuffle, cnn_layers, fc_vs_cnn, handcrafted,
+                                lowpass, spherical)
+from verify.experiments._common import SIZES, clear_cache, mean_layers
 
 
 @pytest.fixture(scope="module")
@@ -26,10 +27,12 @@ def records(tmp_path_factory):
     finally:
         torch.set_num_threads(threads)
         clear_cache()
+        architectures.clear_cache()
     return out, recs
 
 
-@pytest.mark.parametrize("name", ["cnn_layers", "lowpass", "channel_shuffle", "fc_vs_cnn", "handcrafted"])
+@pytest.mark.parametrize("name", ["cnn_layers", "lowpass", "channel_shuffle", "fc_vs_cnn", "handcrafted",
+                                  "architectures", "fc_regimes"])
 def test_experiment_runs_at_tiny_size(records, name):
     out, recs = records
     rec = recs[name]
@@ -276,3 +279,174 @@ def test_fc_vs_cnn_analysis_verdicts():
     assert analyse(2, r(0.5, 0.015, 0.6), r(0.01, 0.005, 0.02), r(1, 1, 1), r(1, 1, 1), errs)[0]["verdict"] == "fail"
     nan = float("nan")
     assert analyse(2, r(0.5, nan, 0.6), r(0.01, 0.005, 0.02), r(1, 1, 1), r(1, 1, 1), errs)[0]["verdict"] == "fail"
+
+
+# ------------------------------------------------------------------------------------------------------------
+# the image experiments at the tiny size, and the rules over training seeds
+
+
+def test_image_experiments_records(records):
+    out, recs = records
+    a = recs["architectures"]
+    assert a["figures"] == ["architectures.png"] and (out / "architectures.png").stat().st_size > 1000
+    d = a["data"]
+    assert d["dataset"]["spec"] == "mnist5k" and d["dataset"]["normalisation"]["mode"] == "train"
+    assert d["dataset"]["split"]["kind"] == "stratified" and d["dataset"]["n_train_used"] == 64
+    n_seeds = SIZES["tiny"]["seeds"]
+    assert set(d["architectures"]) == set(architectures.ARCHITECTURES)
+    for arch, rec in d["architectures"].items():
+        assert rec["n_parameters"] > 0 and len(rec["seeds"]) == n_seeds
+        for s in rec["seeds"]:
+            assert 0 <= s["test_err"] <= 1
+            for when in ("init", "trained"):
+                assert all(s[when][q] > 0 for q in ("D", "G", "R"))
+                assert s[when]["delta"] == pytest.approx(1.0)          # delta = 1 pixel at c = 3
+    q = [r["quantity"] for r in a["rows"]]
+    assert any("(a) Spearman rho(R_f" in x for x in q) and sum("(b)" in x for x in q) == 5
+    f = recs["fc_regimes"]
+    assert f["figures"] == ["fc_regimes.png"] and (out / "fc_regimes.png").stat().st_size > 1000
+    fd = f["data"]
+    assert set(fd["per_seed"]) == {"lazy", "feature"} and len(fd["per_seed"]["lazy"]) == \
+        SIZES["tiny"]["fc_regimes"]["seeds"]
+    lazy, feat = fd["per_seed"]["lazy"][0], fd["per_seed"]["feature"][0]
+    assert lazy["relative_weight_change"] < feat["relative_weight_change"]   # the alpha-trick regimes
+    assert len(fd["figure"]["lazy"]["weights"]) == SIZES["tiny"]["fc_regimes"]["top"]
+    # lowpass on real data: the architectures ConvNet, rows labelled with the data set
+    lq = [r["quantity"] for r in recs["lowpass"]["rows"]]
+    assert "mnist5k 2D ConvNet median over layers of the low-pass gain" in lq
+    assert "lowpass_mnist5k.png" in recs["lowpass"]["figures"]
+    assert recs["lowpass"]["data"]["images"]["dataset"]["spec"] == "mnist5k"
+
+
+def _seed_layers(R, D=None, G=None):
+    L = len(R)
+    D = D or [1.0] * L
+    G = G or [1.0] * L
+    return [{"k": i + 1, "layer": f"blocks.{i}.act" if i < L - 1 else "output", "D": D[i], "D_se": 0.01 * D[i],
+             "D_ci": [0.9 * D[i], 1.1 * D[i]], "G": G[i], "G_se": 0.01 * G[i], "G_ci": [0.9 * G[i], 1.1 * G[i]],
+             "R": R[i], "R_se": 0.01 * R[i], "R_ci": [0.9 * R[i], 1.1 * R[i]]} for i in range(L)]
+
+
+def test_cnn_layers_seed_rule():
+    k = np.arange(1, 8, dtype=float)
+    good = [_seed_layers(list(k ** -(2 + 0.1 * s)), list(k ** -1.0), list(k ** (1 + 0.1 * s))) for s in range(3)]
+    init = [_seed_layers([1.0] * 7, [0.8] * 7, [0.8] * 7) for _ in range(3)]
+    rows, fits = cnn_layers.analyse(2, P2, good, init, None, None, [0.0, 0.01, 0.02])
+    claimed = {r["quantity"]: r["verdict"] for r in rows if "with depth" in r["quantity"] or "trained < init" in
+               r["quantity"]}
+    assert len(claimed) == 4 and set(claimed.values()) == {"pass"}
+    assert fits["n_seeds"] == 3 and fits["G"]["trend_seeds"]["rho"]["mean"] == pytest.approx(1.0)
+    # one seed whose G_k falls with depth: rho = +1, +1, -1, the interval over seeds includes 0 -> fail, although
+    # the seed-mean layers still grow
+    bad = [good[0], good[1], _seed_layers(list(k ** -2.0), list(k ** -1.0), list(k ** -0.5))]
+    rows, _ = cnn_layers.analyse(2, P2, bad, init, None, None, [0.0] * 3)
+    assert next(r for r in rows if r["quantity"].startswith("2D G_k grows"))["verdict"] == "fail"
+    assert next(r for r in rows if r["quantity"].startswith("2D D_k falls"))["verdict"] == "pass"
+    holed = [_seed_layers(list(k ** -2.0), list(k ** -1.0), list(k ** 1.0)) for _ in range(3)]
+    holed[1][2]["G"] = float("nan")
+    rows, _ = cnn_layers.analyse(2, P2, holed, init, None, None, [0.0] * 3)
+    row = next(r for r in rows if r["quantity"].startswith("2D G_k grows"))
+    assert row["verdict"] == "fail" and "layers [3]" in row["note"]
+    # R_k at k~ rises in one seed: the log-ratio interval is not below 0
+    kt = min(cnn_layers.k_tilde(P2["xi"]), P2["depth"])
+    up = [_seed_layers(list(k ** -2.0), list(k ** -1.0), list(k ** 1.0)) for _ in range(3)]
+    up[2][kt - 1]["R"] = 5.0
+    rows, _ = cnn_layers.analyse(2, P2, up, init, None, None, [0.0] * 3)
+    assert next(r for r in rows if "trained < init" in r["quantity"])["verdict"] == "fail"
+    # 1D: information only
+    rows, _ = cnn_layers.analyse(1, P2, good, init, None, None, [0.0] * 3)
+    assert all(r["verdict"] == "info" for r in rows)
+
+
+def test_mean_layers_is_the_geometric_mean_over_seeds():
+    a, b = _seed_layers([1.0, 0.01]), _seed_layers([100.0, 1.0])
+    m = mean_layers([a, b])
+    assert [d["R"] for d in m] == [pytest.approx(10.0), pytest.approx(0.1)]
+    assert m[0]["R_ci"][0] < 10 < m[0]["R_ci"][1]
+    assert mean_layers([a])[1]["R"] == 0.01
+
+
+def test_lowpass_seed_rule():
+    lam = [0, 1, 2, 3, 4, 6]
+
+    def sp(gains):
+        return {f"l{i}": {"epochs": [0, 5], "lambdas": lam, "c": [[1] * 6, [g, 1, 1, 1, 1, 1]]}
+                for i, g in enumerate(gains)}
+
+    rows, summ = lowpass.analyse_seeds([sp([0.5, 2.0, 3.0]), sp([1.5, 2.5, 3.0]), sp([0.9, 1.8, 2.2])], 2)
+    assert rows[-1]["verdict"] == "pass" and summ["median_gain"] == [2.0, 2.5, 1.8]
+    rows, _ = lowpass.analyse_seeds([sp([0.5, 2.0, 3.0]), sp([0.5, 0.6, 3.0]), sp([0.9, 1.8, 2.2])], 2,
+                                    label="mnist5k 2D ConvNet")
+    assert rows[-1]["verdict"] == "fail" and rows[-1]["quantity"].startswith("mnist5k 2D ConvNet median")
+    assert lowpass.analyse_seeds([sp([2.0, 2.0, 2.0])], 2)[0][-1]["verdict"] == "fail"   # one seed: no interval
+    m = lowpass.mean_spectra([sp([4.0]), sp([1.0])])
+    assert m["l0"]["c"][1][0] == pytest.approx(2.0) and m["l0"]["c"][0] == [1.0] * 6
+
+
+def test_channel_shuffle_seed_rule():
+    tr = _seed_layers([1.0, 0.5, 0.2, 0.1, 0.01])
+    init = _seed_layers([1.0] * 5)
+    near = _seed_layers([1.0, 0.5, 0.25, 0.1, 0.01])   # |Δ| = 0.1 decades at layer 3
+    rows, s = channel_shuffle.analyse_seeds(2, [tr] * 3, [tr, near, near], [init] * 3)
+    assert rows[-1]["verdict"] == "pass" and s["max_delta"]["values"] == pytest.approx([0.0, 0.097, 0.097], abs=1e-3)
+    far = _seed_layers([1.0, 0.5, 0.2, 1.0, 0.01])     # |Δ| = 1 decade at layer 4
+    rows, s = channel_shuffle.analyse_seeds(2, [tr] * 3, [tr, far, near], [init] * 3)
+    assert rows[-1]["verdict"] == "fail"
+    with pytest.raises(ValueError, match="same number"):
+        channel_shuffle.analyse_seeds(2, [tr] * 2, [tr], [init] * 2)
+
+
+def test_fc_vs_cnn_seed_rule():
+    r = lambda R: {"R": R, "R_ci": [R, R], "D": R, "G": 1.0}  # noqa: E731
+    seeds = [{"fc": r(0.5), "cnn": r(c), "fc_init": r(1.0), "cnn_init": r(1.0), "test_err": {"fc": 0.1, "cnn": 0.0}}
+             for c in (0.01, 0.004, 0.02)]
+    rows = fc_vs_cnn.analyse_seeds(2, seeds)
+    assert rows[0]["verdict"] == "pass"
+    seeds[1]["cnn"] = r(2.0)   # one seed with R_f(CNN) > R_f(FC): the interval reaches below 0
+    assert fc_vs_cnn.analyse_seeds(2, seeds)[0]["verdict"] == "fail"
+    assert fc_vs_cnn.analyse_seeds(2, seeds[:1])[0]["verdict"] == "fail"   # one seed: no interval
+
+
+def test_settled_thread_pools_keep_the_torch_thread_count():
+    """numba's OpenMP layer resets torch's thread count at its first parallel kernel; importing verify.experiments
+    settles it first, so a count set afterwards survives the kernels the experiments run (fresh processes)."""
+    import subprocess
+
+    code = ("import torch, numba{imp}\n"
+            "torch.set_num_threads(1)\n"
+            "from numerics.diffeo import sample_diffeos\n"
+            "d = sample_diffeos(4, 28, 28, 1e-3, 3, seed=0)\n"
+            "assert torch.get_num_threads() == 1   # torch's pool in use before numba's starts, as in a run\n"
+            "d.folds()   # a parallel numba kernel\n"
+            "print(numba.threading_layer(), numba.get_num_threads(), torch.get_num_threads())")
+
+    def run(imp):
+        out = subprocess.run([sys.executable, "-c", code.format(imp=imp)], capture_output=True, text=True,
+                             check=True).stdout.split()
+        return out[-3], int(out[-2]), int(out[-1])
+
+    assert run("; import verify.experiments")[2] == 1
+    layer, n_numba, n_torch = run("")
+    if layer == "omp" and n_numba > 1:
+        assert n_torch == n_numba   # the reset that importing verify.experiments prevents
+
+
+@pytest.mark.parametrize("name", ["cnn_layers", "lowpass", "channel_shuffle", "fc_vs_cnn", "architectures",
+                                  "fc_regimes"])
+def test_ctrl_c_in_training_reaches_the_caller(tmp_path, monkeypatch, name):
+    """No experiment computes a verdict from an unfinished training: Ctrl-C during any training step propagates out
+    of the experiment's run (to verify.compare's run loop), it is neither swallowed nor turned into rows."""
+    def interrupted_step(self, *a, **k):
+        raise KeyboardInterrupt
+
+    clear_cache()
+    architectures.clear_cache()
+    monkeypatch.setattr(torch.optim.SGD, "step", interrupted_step)
+    monkeypatch.setattr(torch.optim.Adam, "step", interrupted_step)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            EXPERIMENTS[name](quick=True, out_dir=tmp_path, seed=0, device="cpu", size="tiny", progress=False)
+    finally:
+        clear_cache()
+        architectures.clear_cache()
+    assert not list(tmp_path.glob("*.png"))  # nothing drawn from a half-trained net

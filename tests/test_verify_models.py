@@ -225,3 +225,128 @@ def test_vggnet_bad_arguments(kw, name):
         VGGNet(**kw)
     with pytest.raises(ValueError, match="x must have shape"):
         VGGNet(config=(4,))(torch.zeros(2, 2, 5, 5, dtype=torch.float64))
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# LeNet-5, ResNet, ScatteringNet (the architecture comparison on images)
+
+
+def _hooked(net, names, x):
+    captured = {}
+    mods = dict(net.named_modules())
+    hs = [mods[nm].register_forward_hook(lambda m, i, o, nm=nm: captured.__setitem__(nm, o)) for nm in names]
+    out = net(x)
+    for h in hs:
+        h.remove()
+    return out, captured
+
+
+@pytest.mark.parametrize("C,n", [(1, 28), (3, 32)])
+def test_lenet5_shapes_layers_and_parameter_count(C, n):
+    from verify.models import LeNet5
+    net = LeNet5(input_size=n, in_channels=C, out_dim=10, seed=0)
+    x = torch.randn(3, C, n, n, dtype=torch.float64)
+    out, cap = _hooked(net, net.layer_names(include_output=False), x)
+    assert out.shape == (3, 10)
+    s = (n // 2 - 4) // 2   # conv 5x5 "same" -> pool 2 -> conv 5x5 valid -> pool 2
+    assert [tuple(cap[nm].shape[1:]) for nm in net.layer_names(include_output=False)] == [
+        (6, n, n), (6, n // 2, n // 2), (16, n // 2 - 4, n // 2 - 4), (16, s, s), (120,), (84,)]
+    # LeCun et al. (1998) sizes: 6 and 16 filters of 5x5, dense 120 and 84, with biases
+    expected = (6 * C * 25 + 6) + (16 * 6 * 25 + 16) + (16 * s * s * 120 + 120) + (120 * 84 + 84) + (84 * 10 + 10)
+    assert count_parameters(net) == expected
+    assert n != 28 or expected == 61706      # the classic 28x28 MNIST LeNet-5
+    assert all(torch.all(cap[nm] >= 0) for nm in cap)
+
+
+def test_lenet5_seeded_init_and_bad_arguments():
+    from verify.models import LeNet5
+    a, b, c = LeNet5(seed=3), LeNet5(seed=3), LeNet5(seed=4)
+    assert all(torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters()))
+    assert not torch.equal(a.fc1.linear.weight, c.fc1.linear.weight)
+    w = a.fc1.linear.weight   # 48000 He-normal draws N(0, 2/400): s.e. of the variance ~0.6%
+    np.testing.assert_allclose(w.var().item(), 2 / 400, rtol=0.05)
+    assert torch.all(a.fc1.linear.bias == 0)
+    with pytest.raises(ValueError, match="^input_size"):
+        LeNet5(input_size=8)
+    with pytest.raises(ValueError, match="^input_size"):
+        LeNet5(input_size=(28, 28, 1))
+    with pytest.raises(ValueError, match="^x must have shape"):
+        LeNet5()(torch.zeros(2, 1, 32, 32, dtype=torch.float64))
+
+
+def _resnet_parameters(C, widths, blocks, K):
+    """Parameter count of the ResNet layout from its definition (conv weights, BN weight + bias, readout)."""
+    n = 9 * C * widths[0] + 2 * widths[0]
+    c_in = widths[0]
+    for i, w in enumerate(widths):
+        for j in range(blocks):
+            cin = c_in if j == 0 else w
+            n += 9 * cin * w + 2 * w + 9 * w * w + 2 * w
+            if (i > 0 and j == 0) or cin != w:
+                n += cin * w + 2 * w
+        c_in = w
+    return n + widths[-1] * K + K
+
+
+@pytest.mark.parametrize("widths,blocks", [((4, 8, 16), 1), ((4, 8), 2)])
+def test_resnet_shapes_layers_and_parameter_count(widths, blocks):
+    from verify.models import ResNet
+    net = ResNet(widths=widths, blocks=blocks, out_dim=10, seed=0).eval()
+    names = net.layer_names(include_output=False)
+    assert len(names) == 1 + len(widths) * blocks
+    x = torch.randn(2, 28, 28, dtype=torch.float64)
+    out, cap = _hooked(net, names, x)
+    assert out.shape == (2, 10)
+    side = [28]
+    for _ in widths[1:]:
+        side.append(-(-side[-1] // 2))   # stride 2, padding 1
+    expect = [(widths[0], 28, 28)] + [(w, side[i], side[i]) for i, w in enumerate(widths) for _ in range(blocks)]
+    assert [tuple(cap[nm].shape[1:]) for nm in names] == expect
+    assert count_parameters(net) == _resnet_parameters(1, widths, blocks, 10)
+
+
+def test_resnet_block_is_residual_and_init_is_seeded():
+    from verify.models import ResNet
+    net = ResNet(widths=(4, 4), blocks=1, seed=1).eval()
+    block = net.stages[0][0]
+    x = torch.relu(torch.randn(3, 4, 6, 6, dtype=torch.float64))
+    with torch.no_grad():
+        block.bn2.weight.zero_()   # residual branch off: the block is act(x + 0) = x for x >= 0
+    torch.testing.assert_close(block(x), x)
+    a, b = ResNet(seed=5), ResNet(seed=5)
+    assert all(torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters()))
+    assert not torch.equal(a.stem.conv.weight, ResNet(seed=6).stem.conv.weight)
+    w = ResNet(widths=(64, 64), seed=0).stages[0][0].conv2.weight   # 36864 draws N(0, 2/(64*9))
+    np.testing.assert_allclose(w.var().item(), 2 / (64 * 9), rtol=0.05)
+    for kw, name in ((dict(widths=()), "widths"), (dict(widths=(4, 0)), "widths"), (dict(blocks=0), "blocks"),
+                     (dict(widths="abc"), "widths")):
+        with pytest.raises(ValueError, match=f"^{name}"):
+            ResNet(**kw)
+
+
+def test_scattering_net_coefficients_and_head():
+    from verify.models import ScatteringNet
+    net = ScatteringNet(out_dim=10, seed=0).eval()
+    assert net.n_coefficients == 1 + 2 * 8 + 8 * 8 * 2 * 1 // 2 == 81   # 1 + J L + L^2 J (J - 1) / 2, J=2, L=8
+    assert count_parameters(net) == 81 * 7 * 7 * 10 + 10                # only the readout is trained
+    x = torch.randn(3, 1, 28, 28, dtype=torch.float64)
+    torch.testing.assert_close(net(x), net.head(net.features(x)))
+    # a constant image: the low-pass (order 0) coefficients are the constant (unit-mass Gaussian), and every
+    # wavelet coefficient vanishes (zero-mean wavelets)
+    s = net.features(torch.full((2, 1, 28, 28), 0.7, dtype=torch.float64))
+    np.testing.assert_allclose(s[:, 0].numpy(), 0.7, rtol=1e-3)
+    assert s[:, 1:].abs().max().item() < 1e-6
+    three = ScatteringNet(in_channels=3, input_size=32, L=4, out_dim=2)
+    assert three.n_coefficients == 3 * (1 + 8 + 16) and three(torch.zeros(1, 3, 32, 32)).shape == (1, 2)
+    with pytest.raises(ValueError, match="^input_size"):
+        ScatteringNet(input_size=30)
+    with pytest.raises(ValueError, match="^x must have shape"):
+        net(torch.zeros(1, 1, 32, 32, dtype=torch.float64))
+
+
+def test_out_dim_sizes_every_readout():
+    from verify.models import LeNet5, ResNet, VGGNet
+    x = torch.randn(2, 1, 28, 28, dtype=torch.float64)
+    for net in (FCNet((1, 28, 28), out_dim=7), ConvNet(dim=2, depth=2, width=3, out_dim=7), LeNet5(out_dim=7),
+                ResNet(widths=(4,), out_dim=7), VGGNet(config=(4, "M"), out_dim=7)):
+        assert net(x).shape == (2, 7)

@@ -6,6 +6,10 @@
 * :func:`plot_spectra` — Laplacian spectra of the filters over training, c_{t,λ}/c_{0,λ}, one panel per layer.
 * :func:`plot_shuffle` — R_k of the trained net, its channel-shuffled copy and the initial net.
 * :func:`plot_handcrafted` — exact vs Monte-Carlo D_k, G_k, R_k of the hand-constructed network.
+* :func:`plot_architectures` — test error against R_f across architectures (log-log, error bars over seeds), and
+  R_f at initialisation against after training.
+* :func:`plot_fc_regimes` — the heaviest neurons' first-layer weights of a lazy and a feature-regime FC net as
+  images, next to a deformed digit.
 """
 from __future__ import annotations
 
@@ -17,7 +21,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-__all__ = ["plot_layers", "plot_spectra", "plot_shuffle", "plot_handcrafted"]
+__all__ = ["plot_layers", "plot_spectra", "plot_shuffle", "plot_handcrafted", "plot_architectures",
+           "plot_fc_regimes"]
 
 
 def _hidden(layers):
@@ -158,4 +163,101 @@ def plot_handcrafted(data: dict, path, *, title: str = "") -> Path:
         ax.set_ylabel(f"{q}_k")
         ax.legend(fontsize=7)
     fig.suptitle(title)
+    return _save(fig, path)
+
+
+def plot_architectures(data: dict, path, *, title: str = "") -> Path:
+    """From an ``architectures`` data block (``summary``: per architecture err_mean / err_sd and log10 R means /
+    s.d. at init and after training; ``fit``, ``paper_fit``): left, test error against R_f after training (log-log,
+    ± 1 s.d. over seeds, geometric for R_f) with the fitted power law and the paper's CIFAR-10 line 0.2 R_f^{1/2};
+    right, R_f at initialisation against after training (the diagonal: no change)."""
+    summ = data["summary"]
+    labels = {a: (data.get("architectures", {}).get(a, {}) or {}).get("label", a) for a in summ}
+    fig, (ax, bx) = plt.subplots(1, 2, figsize=(11, 4.2), constrained_layout=True)
+    allR = []
+    for i, (arch, s) in enumerate(summ.items()):
+        lr, sr = s["R_trained_log10_mean"], np.nan_to_num(s["R_trained_log10_sd"])
+        e, se = s["err_mean"], np.nan_to_num(s["err_sd"])
+        if not (np.isfinite(lr) and e > 0):
+            continue
+        R = 10**lr
+        allR.append(R)
+        ax.errorbar([R], [e], xerr=[[R - 10 ** (lr - sr)], [10 ** (lr + sr) - R]],
+                    yerr=[[min(se, e * 0.999)], [se]], fmt="o", color=f"C{i}", capsize=3, label=labels[arch])
+        li, si = s["R_init_log10_mean"], np.nan_to_num(s["R_init_log10_sd"])
+        if np.isfinite(li):
+            bx.errorbar([10**li], [R], xerr=[[10**li - 10 ** (li - si)], [10 ** (li + si) - 10**li]],
+                        yerr=[[R - 10 ** (lr - sr)], [10 ** (lr + sr) - R]], fmt="o", color=f"C{i}", capsize=3,
+                        label=labels[arch])
+            allR.append(10**li)
+    if allR:
+        rr = np.geomspace(min(allR) / 2, max(allR) * 2, 50)
+        fit = data.get("fit")
+        if fit:
+            ax.plot(rr, fit["prefactor"] * rr ** fit["exponent"], "--", color="k", lw=1,
+                    label=f"fit {fit['prefactor']:.2g} R^{fit['exponent']:.2f}")
+        pf = data.get("paper_fit") or {}
+        if pf:
+            ax.plot(rr, pf["prefactor"] * rr ** pf["exponent"], ":", color="C7", lw=1.2,
+                    label=f"paper (CIFAR-10): {pf['prefactor']:g} R^{pf['exponent']:g}")
+        bx.plot(rr, rr, "-", color="C7", lw=0.8, label="no change")
+    for a in (ax, bx):
+        a.set_xscale("log")
+        a.set_yscale("log")
+    ax.set_xlabel("R_f after training")
+    ax.set_ylabel("test error")
+    ax.legend(fontsize=7)
+    ax.set_title("test error vs relative stability (± 1 s.d. over seeds)", fontsize=9)
+    bx.set_xlabel("R_f at initialisation")
+    bx.set_ylabel("R_f after training")
+    bx.legend(fontsize=7)
+    bx.set_title("training moves R_f", fontsize=9)
+    fig.suptitle(title)
+    return _save(fig, path)
+
+
+def _image_of(w: np.ndarray) -> np.ndarray:
+    """(C, H, W) weights or image -> (H, W): itself for one channel, the per-pixel norm over channels else."""
+    w = np.asarray(w, dtype=float)
+    return w[0] if w.shape[0] == 1 else np.sqrt((w**2).sum(0))
+
+
+def plot_fc_regimes(data: dict, path, *, title: str = "") -> Path:
+    """From a ``fc_regimes`` data block (``figure``: digit, digit_deformed, delta and per regime the top neurons'
+    weights (k, C, H, W) and contribution shares): top row, a probe digit, its deformation and their difference;
+    then one row per regime with the first-layer weights of its heaviest neurons (colour scale symmetric per
+    image)."""
+    f = data["figure"]
+    regimes = [r for r in ("lazy", "feature") if r in f]
+    k = max(len(f[r]["weights"]) for r in regimes) if regimes else 1
+    ncol = max(k, 3)
+    fig, axes = plt.subplots(1 + len(regimes), ncol, figsize=(1.7 * ncol, 1.9 * (1 + len(regimes))),
+                             squeeze=False, constrained_layout=True)
+    for a in axes.ravel():
+        a.set_xticks([])
+        a.set_yticks([])
+        a.axis("off")
+    x, xd = _image_of(f["digit"]), _image_of(f["digit_deformed"])
+    for j, (img, name, cmap) in enumerate(((x, "probe digit", "gray"), (xd, f"deformed, delta = {f['delta']:g} px",
+                                                                          "gray"),
+                                           (xd - x, "difference", "RdBu_r"))):
+        a = axes[0][j]
+        a.axis("on")
+        a.set_xticks([])
+        a.set_yticks([])
+        v = np.abs(img).max() or 1.0
+        a.imshow(img, cmap=cmap, vmin=-v if cmap != "gray" else None, vmax=v if cmap != "gray" else None)
+        a.set_title(name, fontsize=7)
+    for i, reg in enumerate(regimes, 1):
+        ws, share = f[reg]["weights"], f[reg].get("contribution_share", [np.nan] * len(f[reg]["weights"]))
+        for j, (w, sh) in enumerate(zip(ws, share)):
+            a = axes[i][j]
+            a.axis("on")
+            a.set_xticks([])
+            a.set_yticks([])
+            img = _image_of(np.asarray(w))
+            v = np.abs(img).max() or 1.0
+            a.imshow(img, cmap="RdBu_r", vmin=-v, vmax=v)
+            a.set_title(f"{reg} #{j + 1} ({100 * float(sh):.1f}%)", fontsize=7)
+    fig.suptitle(title + "\n(share: |beta_h| |w_h| / sum over neurons)", fontsize=9)
     return _save(fig, path)

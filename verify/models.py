@@ -9,6 +9,10 @@ r"""Torch models with per-layer access to their representations f_k(x).
 * :class:`FCNet` — a fully-connected ReLU net of depth L and width H on the flattened input, the "poor architecture"
   of Petrini et al. (2021), which unlearns diffeo stability.
 * :class:`VGGNet` — a VGG-style 2D CNN (batch norm, max pooling), the deep nets of the paper's channel-shuffle test.
+* :class:`LeNet5` — LeCun et al. (1998)'s LeNet-5 layout (ReLU, max pooling), one of the 2021 paper's architectures.
+* :class:`ResNet` — a small CIFAR-style residual net (He et al. 2016): basic blocks, batch norm, stride-2 stages.
+* :class:`ScatteringNet` — a linear classifier on the scattering transform (Bruna & Mallat 2013, ``kymatio``): a
+  network stable to diffeomorphisms by construction, the reference point of the architecture comparison.
 * :func:`handcrafted_net` — the hand-constructed scale-detection network of :mod:`verify.handcrafted`.
 
 Representations: the post-ReLU activations of every layer are the outputs of the leaf modules ``blocks.{k-1}.act``
@@ -34,6 +38,10 @@ __all__ = [
     "FCNet",
     "VGGNet",
     "VGG_CONFIGS",
+    "LeNet5",
+    "ResNet",
+    "ScatteringNet",
+    "scattering_transform",
     "handcrafted_net",
     "shuffle_channels",
     "conv_filters",
@@ -360,6 +368,250 @@ class VGGNet(nn.Module):
 
     def extra_repr(self) -> str:
         return f"width_mult={self.width_mult}, batch_norm={self.batch_norm}, bias={self.has_bias}"
+
+
+def _image_size(name: str, value) -> tuple[int, int]:
+    """An int side or an (H, W) pair of positive ints."""
+    if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
+        value = (value, value)
+    try:
+        h, w = value
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be an int or a pair (H, W) of ints, got {value!r}") from None
+    return _positive_int(name, h), _positive_int(name, w)
+
+
+def _image_input(model: nn.Module, x, in_channels: int, size: tuple[int, int] | None) -> torch.Tensor:
+    """(P, H, W) or (P, C, H, W) input as a tensor on the model's device and dtype, shape checked."""
+    p = next(model.parameters())
+    x = as_tensor(x, device=p.device, dtype=p.dtype)
+    if x.dim() == 3:
+        x = x.unsqueeze(1)
+    want = f"(P, {in_channels}, {size[0]}, {size[1]})" if size else f"(P, {in_channels}, H, W)"
+    if x.dim() != 4 or x.shape[1] != in_channels or (size is not None and tuple(x.shape[2:]) != size):
+        raise ValueError(f"x must have shape {want} (or without the channel axis for one channel), "
+                         f"got {tuple(x.shape)}")
+    return x
+
+
+class LeNet5(nn.Module):
+    r"""LeNet-5 (LeCun, Bottou, Bengio & Haffner 1998) with ReLU and max pooling, as in the 2021 paper's code:
+
+    conv 5×5 (6 channels, padding 2) → ReLU → 2×2 max pool → conv 5×5 (16 channels) → ReLU → 2×2 max pool →
+    dense 120 → ReLU → dense 84 → ReLU → linear readout.
+
+    A 28×28 input gives 28 → 14 → 10 → 5, i.e. 16·5·5 = 400 inputs to the first dense layer (the original's 32×32
+    input without padding gives the same sizes); ``input_size`` (an int or (H, W), each at least 12) sizes that layer.
+
+    Parameters
+    ----------
+    input_size : image side(s); in_channels : input channels; out_dim : readout size (10 for ten classes);
+    seed, dtype : as for :class:`ConvNet`.
+
+    Representations (:meth:`layer_names`): ``conv1.act``, ``pool1``, ``conv2.act``, ``pool2``, ``fc1.act``,
+    ``fc2.act`` and ``readout``.  Initialisation: He-normal conv and dense weights, zero biases, readout N(0, 1/84).
+    """
+
+    def __init__(self, *, input_size=28, in_channels: int = 1, out_dim: int = 1, seed=0,
+                 dtype: torch.dtype = torch.float64):
+        super().__init__()
+        self.input_size = _image_size("input_size", input_size)
+        if min(self.input_size) < 12:
+            raise ValueError(f"input_size must be at least 12 pixels per side, got {input_size!r}")
+        self.in_channels = _positive_int("in_channels", in_channels)
+        out_dim = _positive_int("out_dim", out_dim)
+        h, w = ((s // 2 - 4) // 2 for s in self.input_size)
+        self.conv1 = Block(nn.Conv2d(self.in_channels, 6, 5, padding=2))
+        self.pool1 = nn.MaxPool2d(2)
+        self.conv2 = Block(nn.Conv2d(6, 16, 5))
+        self.pool2 = nn.MaxPool2d(2)
+        self.fc1 = Block(nn.Linear(16 * h * w, 120))
+        self.fc2 = Block(nn.Linear(120, 84))
+        self.readout = nn.Linear(84, out_dim)
+        self.width = 84
+        self.to(dtype)  # first, so that the float64 draws are not rounded through float32 parameters
+        self.reset_parameters(seed)
+
+    def reset_parameters(self, seed=0) -> None:
+        """He-normal weights N(0, 2/fan_in), zero biases, readout N(0, 1/84) (seeded)."""
+        _he_init([self.conv1.linear, self.conv2.linear, self.fc1.linear, self.fc2.linear], self.readout,
+                 self.width, seed)
+
+    def layer_names(self, *, include_output: bool = True) -> list[str]:
+        """Module names of the representations f_1 … f_6 in depth order (and ``readout``)."""
+        names = ["conv1.act", "pool1", "conv2.act", "pool2", "fc1.act", "fc2.act"]
+        return names + ["readout"] if include_output else names
+
+    def conv_layers(self) -> list[tuple[str, nn.Module]]:
+        """(name, conv module) for both conv layers."""
+        return [("conv1.linear", self.conv1.linear), ("conv2.linear", self.conv2.linear)]
+
+    def forward(self, x) -> torch.Tensor:
+        h = self.pool2(self.conv2(self.pool1(self.conv1(_image_input(self, x, self.in_channels, self.input_size)))))
+        return self.readout(self.fc2(self.fc1(h.flatten(1))))
+
+
+class BasicBlock(nn.Module):
+    """Residual basic block (He et al. 2016): ``act(bn2(conv2(relu(bn1(conv1(x))))) + shortcut(x))`` with 3×3 convs
+    (no bias; the first with ``stride``) and an identity shortcut, or a 1×1 conv + BN when the shape changes."""
+
+    def __init__(self, c_in: int, c_out: int, stride: int = 1):
+        super().__init__()
+        self.conv1 = nn.Conv2d(c_in, c_out, 3, stride=stride, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(c_out)
+        self.relu1 = nn.ReLU()
+        self.conv2 = nn.Conv2d(c_out, c_out, 3, padding=1, bias=False)
+        self.bn2 = nn.BatchNorm2d(c_out)
+        self.shortcut = nn.Sequential()
+        if stride != 1 or c_in != c_out:
+            self.shortcut = nn.Sequential(nn.Conv2d(c_in, c_out, 1, stride=stride, bias=False), nn.BatchNorm2d(c_out))
+        self.act = nn.ReLU()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.bn2(self.conv2(self.relu1(self.bn1(self.conv1(x)))))
+        return self.act(out + self.shortcut(x))
+
+
+class ResNet(nn.Module):
+    r"""A small residual network for small images, in the layout of He et al. (2016)'s CIFAR ResNets:
+
+    stem conv 3×3 (``widths[0]`` channels) + BN + ReLU, then one stage per entry of ``widths`` of ``blocks``
+    :class:`BasicBlock`\ s each (the first block of every stage after the first has stride 2), global average pooling
+    and a linear readout.  ``widths=(16, 32, 64), blocks=1`` is a ResNet-8 (6n + 2 layers with n = 1); ``blocks=3``
+    is ResNet-20.
+
+    Parameters
+    ----------
+    widths : channels per stage;  blocks : basic blocks per stage;  in_channels, out_dim, seed, dtype : as for
+    :class:`ConvNet`.
+
+    Representations (:meth:`layer_names`): ``stem.act`` and every block's ``stages.{i}.{j}.act`` (after the residual
+    sum), then ``readout``.  Initialisation: He-normal conv weights, BN (1, 0), readout N(0, 1/widths[-1]).
+    """
+
+    def __init__(self, *, widths: Sequence[int] = (16, 32, 64), blocks: int = 1, in_channels: int = 1,
+                 out_dim: int = 1, seed=0, dtype: torch.dtype = torch.float64):
+        super().__init__()
+        if isinstance(widths, (str, bytes)) or not isinstance(widths, Sequence) or not widths:
+            raise ValueError(f"widths must be a non-empty sequence of integers >= 1, got {widths!r}")
+        self.widths = tuple(_positive_int("widths", w) for w in widths)
+        self.blocks = _positive_int("blocks", blocks)
+        self.in_channels = _positive_int("in_channels", in_channels)
+        out_dim = _positive_int("out_dim", out_dim)
+        w0 = self.widths[0]
+        self.stem = nn.Sequential()
+        self.stem.add_module("conv", nn.Conv2d(self.in_channels, w0, 3, padding=1, bias=False))
+        self.stem.add_module("bn", nn.BatchNorm2d(w0))
+        self.stem.add_module("act", nn.ReLU())
+        stages, c_in = [], w0
+        for i, w in enumerate(self.widths):
+            units = [BasicBlock(c_in if j == 0 else w, w, stride=2 if (i > 0 and j == 0) else 1)
+                     for j in range(self.blocks)]
+            stages.append(nn.Sequential(*units))
+            c_in = w
+        self.stages = nn.ModuleList(stages)
+        self.readout = nn.Linear(c_in, out_dim)
+        self.width = c_in
+        self.to(dtype)  # first, so that the float64 draws are not rounded through float32 parameters
+        self.reset_parameters(seed)
+
+    def reset_parameters(self, seed=0) -> None:
+        """He-normal conv weights, BN (1, 0) with fresh running statistics, readout N(0, 1/H) (seeded)."""
+        _he_init([m for m in self.modules() if isinstance(m, nn.Conv2d)], self.readout, self.width, seed)
+        with torch.no_grad():
+            for m in self.modules():
+                if isinstance(m, nn.BatchNorm2d):
+                    m.reset_running_stats()
+                    m.weight.fill_(1.0)
+                    m.bias.zero_()
+
+    def layer_names(self, *, include_output: bool = True) -> list[str]:
+        """``stem.act`` and every block output, in depth order (and ``readout``)."""
+        names = ["stem.act"] + [f"stages.{i}.{j}.act" for i in range(len(self.stages)) for j in range(self.blocks)]
+        return names + ["readout"] if include_output else names
+
+    def conv_layers(self) -> list[tuple[str, nn.Module]]:
+        """(name, conv module) for every conv layer (shortcut 1×1 convs included), in module order."""
+        return [(n, m) for n, m in self.named_modules() if isinstance(m, nn.Conv2d)]
+
+    def forward(self, x) -> torch.Tensor:
+        h = self.stem(_image_input(self, x, self.in_channels, None))
+        for stage in self.stages:
+            h = stage(h)
+        return self.readout(h.flatten(2).mean(-1))
+
+    def extra_repr(self) -> str:
+        return f"widths={self.widths}, blocks={self.blocks}"
+
+
+def scattering_transform(input_size, *, J: int = 2, L: int = 8) -> nn.Module:
+    """kymatio's 2D scattering transform (a ``torch.nn.Module``; Bruna & Mallat 2013) for images of ``input_size``:
+    input (P, C, H, W), output (P, C, K, H/2^J, W/2^J) with K = 1 + J L + L² J (J - 1)/2 coefficients (order 2).
+
+    Imported from kymatio's 2D frontend directly: ``kymatio.torch`` also imports the 3D frontend, which fails with
+    scipy >= 1.15 (``scipy.special.sph_harm`` was removed) in kymatio 0.3."""
+    H, W = _image_size("input_size", input_size)
+    J = _positive_int("J", J)
+    L = _positive_int("L", L)
+    if H % 2**J or W % 2**J:
+        raise ValueError(f"input_size must be divisible by 2^J = {2**J}, got {(H, W)}")
+    try:
+        from kymatio.scattering2d.frontend.torch_frontend import ScatteringTorch2D
+    except ImportError as exc:  # pragma: no cover - depends on the installation
+        raise ImportError("ScatteringNet needs kymatio (pip install kymatio)") from exc
+    return ScatteringTorch2D(J=J, shape=(H, W), L=L, max_order=2)
+
+
+class ScatteringNet(nn.Module):
+    r"""A linear classifier on the scattering transform: f(x) = β · N(S_J x) + b, with S_J the order-2 scattering
+    transform (:func:`scattering_transform`, J scales, L angles; Bruna & Mallat 2013) and N a batch norm without
+    affine parameters (per coefficient channel, as in kymatio's examples).  S_J is fixed and Lipschitz-stable to
+    small diffeomorphisms (Mallat 2012); only the head ``N`` + readout is trained, which is why it can be trained
+    on precomputed features: ``train(net.head, net.features(x), y)``.
+
+    Representations (:meth:`layer_names`): ``scattering`` (P, C, K, H/2^J, W/2^J), ``head.norm`` and
+    ``head.readout``.  Initialisation: readout N(0, 1/fan_in), zero bias.
+    """
+
+    def __init__(self, *, input_size=28, in_channels: int = 1, J: int = 2, L: int = 8, out_dim: int = 1, seed=0,
+                 dtype: torch.dtype = torch.float64):
+        super().__init__()
+        self.input_size = _image_size("input_size", input_size)
+        self.in_channels = _positive_int("in_channels", in_channels)
+        out_dim = _positive_int("out_dim", out_dim)
+        self.J, self.L = _positive_int("J", J), _positive_int("L", L)
+        self.scattering = scattering_transform(self.input_size, J=self.J, L=self.L)
+        K = self.in_channels * (1 + self.J * self.L + self.L**2 * self.J * (self.J - 1) // 2)
+        h, w = (s // 2**self.J for s in self.input_size)
+        self.n_coefficients = K
+        self.head = nn.Sequential()
+        self.head.add_module("norm", nn.BatchNorm2d(K, affine=False))
+        self.head.add_module("flatten", nn.Flatten())
+        self.head.add_module("readout", nn.Linear(K * h * w, out_dim))
+        self.to(dtype)
+        self.reset_parameters(seed)
+
+    def reset_parameters(self, seed=0) -> None:
+        """Readout N(0, 1/fan_in), zero bias, fresh batch-norm statistics (seeded)."""
+        readout = self.head.readout
+        _he_init([], readout, readout.in_features, seed)
+        self.head.norm.reset_running_stats()
+
+    def layer_names(self, *, include_output: bool = True) -> list[str]:
+        names = ["scattering", "head.norm"]
+        return names + ["head.readout"] if include_output else names
+
+    def features(self, x) -> torch.Tensor:
+        """N-ready scattering coefficients (P, C·K, H/2^J, W/2^J) of the images x."""
+        x = _image_input(self, x, self.in_channels, self.input_size)
+        s = self.scattering(x)
+        return s.reshape(s.shape[0], -1, *s.shape[-2:])
+
+    def forward(self, x) -> torch.Tensor:
+        return self.head(self.features(x))
+
+    def extra_repr(self) -> str:
+        return f"input_size={self.input_size}, J={self.J}, L={self.L}, coefficients={self.n_coefficients}"
 
 
 def handcrafted_net(xi: int, n: int, *, dim: int = 1, stride: int = 1, layers: int | None = None) -> nn.Module:

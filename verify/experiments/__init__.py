@@ -7,10 +7,16 @@ Modules needed from other parts of the toolkit are imported inside ``run``; a mi
 """
 from __future__ import annotations
 
-from verify.experiments import channel_shuffle, cnn_layers, fc_vs_cnn, handcrafted, lowpass, spherical
+from verify.experiments._common import settle_thread_pools
+
+settle_thread_pools()  # before verify.compare sets torch's thread count (see its docstring)
+
+from verify.experiments import (architectures, channel_shuffle, cnn_layers, fc_regimes,  # noqa: E402
+                                fc_vs_cnn, handcrafted, lowpass, spherical)
 
 EXPERIMENTS = {
-    m.NAME: m.run for m in (cnn_layers, lowpass, channel_shuffle, fc_vs_cnn, handcrafted, spherical)
+    m.NAME: m.run for m in (cnn_layers, lowpass, channel_shuffle, fc_vs_cnn, handcrafted, spherical, architectures,
+                            fc_regimes)
 }
 
 __all__ = ["EXPERIMENTS"]

@@ -11,14 +11,27 @@ those of the hand-constructed net's exact values over the same layers (``theory.
 asymptotic laws (D ∝ k⁻¹, G ∝ k^{d/2}, R ∝ k^{-1-d/2}).  The trained net is not the hand-constructed one (its
 filters are only partly low-pass, it has H channels and a learned readout), so the exponents are compared for
 information only: agreement in sign is the claim, agreement in value is not expected at these sizes.
+
+Seeds (``SIZES[size]["seeds"]`` training runs, seeds ``seed, seed + 1, …``; shared with ``lowpass``,
+``channel_shuffle`` and ``fc_vs_cnn`` through the cache of :func:`verify.experiments._common.trained_cnn`).  Rule:
+per seed the Spearman ρ_s of q_k against k (and the log10 ratio R_k̃(trained)/R_k̃(init)); a trend row passes when
+the two-sided 95% Student-t interval over seeds of the mean ρ lies entirely on the predicted side of 0, the k̃ row
+when the interval of the mean log ratio lies below 0 (:func:`verify.experiments._common.seed_interval`).  The
+interval holds the seed-to-seed variation of training, so a verdict no longer rests on one trajectory (with one
+seed, 2D "G_k grows" passed on one machine at ρ = +0.94 and failed on another at ρ = +0.66, p = 0.087).  The
+fitted exponents and the figure use the layer-wise geometric mean over seeds.  Called with one seed's layers,
+:func:`analyse` keeps the single-run rule (exact permutation p < 0.05 over layers; disjoint bootstrap intervals
+over probes), which ignores the training variation.
 """
 from __future__ import annotations
 
 import math
 from pathlib import Path
 
-from verify.experiments._common import (SIZES, Unavailable, draw_figure, fit_power_law, fmt, jsonable, k_tilde,
-                                        make_row, monotone_trend, require, resolve_device, resolve_size, trained_cnn)
+from verify.experiments._common import (SIZES, Unavailable, draw_figure, fit_power_law, fmt, fmt_seeds,
+                                        interval_verdict, jsonable, k_tilde, log10_ratio, make_row, mean_layers,
+                                        monotone_trend, require, resolve_device, resolve_size, seed_interval,
+                                        trained_cnn, training_seeds)
 
 NAME = "cnn_layers"
 
@@ -57,25 +70,48 @@ def _fit(layers: list[dict], q: str, kmax: int):
 CLAIM_DIMS = (2,)
 
 
-def analyse(dim: int, p: dict, trained: list[dict], init: list[dict], theory: list[dict] | None,
-            theory_note: str | None, test_err: float, *, claims: bool | None = None) -> tuple[list[dict], dict]:
-    """Rows and fitted exponents for one dimension from layer measurements (pure function, unit-tested)."""
+def _trend(layers: list[dict], q: str, L: int):
+    """(monotone_trend of q_k over the hidden layers k = 1..L or None, layers without a finite value)."""
+    hid = [d for d in layers if d["k"] <= L and d.get(q) is not None and math.isfinite(d[q])]
+    # layers without a finite value: the claim is over k = 1..L, so a missing layer fails it (not dropped)
+    missing = sorted({d["k"] for d in layers if d["k"] <= L} - {d["k"] for d in hid})
+    trend = monotone_trend([d["k"] for d in hid], [d[q] for d in hid], sign=SIGN[q]) if len(hid) >= 2 else None
+    return trend, missing
+
+
+def analyse(dim: int, p: dict, trained: list, init: list, theory: list[dict] | None,
+            theory_note: str | None, test_err, *, claims: bool | None = None) -> tuple[list[dict], dict]:
+    """Rows and fitted exponents for one dimension from layer measurements (pure function, unit-tested).
+
+    ``trained``, ``init``: the layer list of one training run, or a list of per-seed layer lists (then
+    ``test_err`` is the list of per-seed test errors); see the module docstring for the rule of each case."""
     claims = (dim in CLAIM_DIMS) if claims is None else claims
     noclaim = None if claims else "1D stride-1 net: reported for information, no claim (see cnn_layers docstring)"
     exp = NAME
     tag = f"{dim}D"
     kt = k_tilde(p["xi"])
     kmax = min(kt, p["depth"])
-    rows = [make_row(exp, f"{tag} test error after training", None, test_err, None, "info",
+    seeds_tr = trained if trained and isinstance(trained[0], list) else None
+    seeds_in = init if seeds_tr is not None else None
+    if seeds_tr is not None:
+        if len(seeds_in) != len(seeds_tr):
+            raise ValueError(f"trained and init must hold the same number of seeds, got {len(seeds_tr)} and "
+                             f"{len(seeds_in)}")
+        errs = list(test_err) if isinstance(test_err, (list, tuple)) else [test_err]
+        trained, init = mean_layers(seeds_tr), mean_layers(seeds_in)
+        err_cell = fmt_seeds(seed_interval(errs)) if len(errs) > 1 else errs[0]
+    else:
+        err_cell = test_err
+    rows = [make_row(exp, f"{tag} test error after training", None, err_cell, None, "info",
                      note=f"n={p['n']}, xi={p['xi']}, L={p['depth']}, H={p['width']}, k~={kt}")]
     L = p["depth"]
     fits = {"k_range": [1, kmax], "k_range_sign": [1, L]}
+    if seeds_tr is not None:
+        fits["n_seeds"] = len(seeds_tr)
     for q in ("D", "G", "R"):
         f_all = _fit(trained, q, L)
-        hid = [d for d in trained if d["k"] <= L and d.get(q) is not None and math.isfinite(d[q])]
-        # layers without a finite value: the claim is over k = 1..L, so a missing layer fails it (not dropped)
-        missing = sorted({d["k"] for d in trained if d["k"] <= L} - {d["k"] for d in hid})
-        trend = monotone_trend([d["k"] for d in hid], [d[q] for d in hid], sign=SIGN[q]) if len(hid) >= 2 else None
+        trend, missing = _trend(trained, q, L)
+        per_seed = [_trend(s, q, L) for s in seeds_tr] if seeds_tr is not None else None
         f_tr = _fit(trained, q, kmax)
         f_in = _fit(init, q, kmax)
         f_th = _fit(theory, q, kmax) if theory is not None else None
@@ -86,7 +122,20 @@ def analyse(dim: int, p: dict, trained: list[dict], init: list[dict], theory: li
         fits[q]["trend"] = trend
         quantity = f"{tag} {q}_k {word} with depth after training (k=1..{L})"
         pred = "rank corr. < 0" if sign < 0 else "rank corr. > 0"
-        if missing:
+        if per_seed is not None:
+            bad = sorted({k for _, miss in per_seed for k in miss})
+            rhos = [t["rho"] if t is not None else float("nan") for t, _ in per_seed]
+            iv = seed_interval(rhos)
+            fits[q]["trend_seeds"] = {"rho": iv, "p": [t["p"] if t is not None else None for t, _ in per_seed]}
+            slope = f"; log-log slope {fmt(f_all['exponent'], f_all['ci'])}" if f_all is not None else ""
+            verdict = interval_verdict(iv, below=0.0) if sign < 0 else interval_verdict(iv, above=0.0)
+            note = noclaim
+            if bad:
+                verdict, note = "fail", f"no finite {q}_k at layers {bad} in some seed"
+            rows.append(make_row(exp, quantity, pred, f"rho={fmt_seeds(iv, 2)}{slope}",
+                                 "95% t-interval over seeds excludes 0", verdict if claims else "info",
+                                 note=note if claims else noclaim))
+        elif missing:
             rows.append(make_row(exp, quantity, pred, None, "one-sided p < 0.05", "fail" if claims else "info",
                                  note=f"no finite {q}_k at layers {missing}"))
         elif trend is None:
@@ -114,13 +163,29 @@ def analyse(dim: int, p: dict, trained: list[dict], init: list[dict], theory: li
     k_last = kmax
     r_tr = next(d for d in trained if d["k"] == k_last)
     r_in = next(d for d in init if d["k"] == k_last)
+    out_tr, out_in = trained[-1], init[-1]
+    if seeds_tr is not None:
+        logs = [log10_ratio(next(d for d in a if d["k"] == k_last)["R"], next(d for d in b if d["k"] == k_last)["R"])
+                for a, b in zip(seeds_tr, seeds_in)]
+        iv = seed_interval(logs)
+        fits["R_ktilde_log10_ratio"] = iv
+        rows.append(make_row(exp, f"{tag} R_k at k={k_last}: trained < init", "log10 R_trained/R_init < 0",
+                             f"{fmt_seeds(iv)}; R {fmt(r_tr['R'], r_tr['R_ci'])} vs {fmt(r_in['R'], r_in['R_ci'])}",
+                             "95% t-interval over seeds below 0",
+                             interval_verdict(iv, below=0.0) if claims else "info", note=noclaim))
+        ratio = [log10_ratio(a[-1]["R"], b[-1]["R"]) for a, b in zip(seeds_tr, seeds_in)]
+        iv_out = seed_interval(ratio)
+        rows.append(make_row(exp, f"{tag} R_f (output): trained / init", "< 1 (Petrini et al. 2021)",
+                             10 ** iv_out["mean"] if math.isfinite(iv_out["mean"]) else None, None, "info",
+                             note=f"geometric mean over seeds; log10 ratio {fmt_seeds(iv_out)}; R_f trained "
+                                  f"{fmt(out_tr['R'], out_tr['R_ci'])}, init {fmt(out_in['R'], out_in['R_ci'])}"))
+        return rows, fits
     # the criterion is "95% CIs disjoint": an interval end that is missing or not finite fails it
     ends = list(r_tr.get("R_ci") or [None, None]) + list(r_in.get("R_ci") or [None, None])
     ok = all(c is not None and math.isfinite(c) for c in ends) and ends[1] < ends[2]
     rows.append(make_row(exp, f"{tag} R_k at k={k_last}: trained < init", "trained < init",
                          f"{fmt(r_tr['R'], r_tr['R_ci'])} vs {fmt(r_in['R'], r_in['R_ci'])}",
                          "95% CIs disjoint", ("pass" if ok else "fail") if claims else "info", note=noclaim))
-    out_tr, out_in = trained[-1], init[-1]
     rows.append(make_row(exp, f"{tag} R_f (output): trained / init", "< 1 (Petrini et al. 2021)",
                          out_tr["R"] / out_in["R"] if out_in["R"] else None, None, "info",
                          note=f"R_f trained {fmt(out_tr['R'], out_tr['R_ci'])}, "
@@ -134,19 +199,22 @@ def run(*, quick: bool, out_dir: Path, seed: int = 0, device: str | None = None,
     size = resolve_size(quick, size)
     device = resolve_device(device)
     out_dir = Path(out_dir)
-    rows, data, figures = [], {"size": size, "device": device}, []
+    seeds = training_seeds(size, seed)
+    rows, data, figures = [], {"size": size, "device": device, "seeds": seeds}, []
     for dim in dims:
         p = SIZES[size][f"cnn{dim}d"]
-        net = trained_cnn(dim, size, seed, device, progress=progress)
+        nets = [trained_cnn(dim, size, s, device, progress=progress) for s in seeds]
         theory, why = _theory_layers(dim, p)
-        r, fits = analyse(dim, p, net.layers_trained, net.layers_init, theory, why, net.test_err)
-        if net.result.interrupted:
-            r.insert(0, make_row(NAME, f"{dim}D training completed", p["epochs"], net.result.epochs_done, None,
-                                 "info", note="training interrupted (Ctrl-C): measurements of a partly trained net"))
+        r, fits = analyse(dim, p, [n.layers_trained for n in nets], [n.layers_init for n in nets], theory, why,
+                          [n.test_err for n in nets])
         rows += r
-        data[f"{dim}d"] = {"params": p, "k_tilde": k_tilde(p["xi"]), "trained": net.layers_trained,
-                           "init": net.layers_init, "theory": theory, "theory_note": why, "fits": fits,
-                           "training": net.result.summary(), "history": net.result.history}
+        data[f"{dim}d"] = {"params": p, "k_tilde": k_tilde(p["xi"]), "seeds": seeds,
+                           "trained": mean_layers([n.layers_trained for n in nets]),
+                           "init": mean_layers([n.layers_init for n in nets]), "theory": theory, "theory_note": why,
+                           "fits": fits,
+                           "per_seed": [{"seed": s, "trained": n.layers_trained, "init": n.layers_init,
+                                         "test_err": n.test_err, "training": n.result.summary(),
+                                         "history": n.result.history} for s, n in zip(seeds, nets)]}
         draw_figure(NAME, "plot_layers", data[f"{dim}d"], out_dir / f"cnn_layers_{dim}d.png",
                     title=f"{dim}D scale detection (n={p['n']}, xi={p['xi']})", rows=rows, figures=figures)
     return {"name": NAME, "rows": rows, "data": jsonable(data), "figures": figures}
