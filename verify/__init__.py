@@ -5,13 +5,14 @@ verify.measure`` (D, G, R of any network on any image data), ``python -m verify.
 sweep). Submodules: :mod:`verify.models`, :mod:`verify.datasets`, :mod:`verify.train`, :mod:`verify.transforms`
 (``RandomDiffeo``, the diffeomorphism augmentation), :mod:`verify.measure`, :mod:`verify.specs` (``module:callable``
 specs), :mod:`verify.handcrafted`, :mod:`verify.spherical`, :mod:`verify.figures`, :mod:`verify.outputs`,
-:mod:`verify.experiments`, :mod:`verify.compare`. Submodules and the names below load on first use (importing
+:mod:`verify.experiments`, :mod:`verify.compare`, :mod:`verify.jobs`
+(sweeps as resumable local / SLURM jobs). Submodules and the names below load on first use (importing
 ``verify`` does not import torch).
 """
 from theory.exports import lazy_package
 
 __getattr__, __dir__, __all__ = lazy_package(__name__, [
-    "compare", "datasets", "experiments", "figures", "handcrafted", "measure", "models", "outputs", "specs",
+    "compare", "datasets", "experiments", "figures", "handcrafted", "jobs", "measure", "models", "outputs", "specs",
     "spherical", "train", "transforms",
 ], {
     "transforms": ["RandomDiffeo", "DiffeoParams"],
