@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -478,3 +479,48 @@ def test_torchscript_that_cannot_be_rewritten_is_measured_at_the_output(monkeypa
     assert rec["sizes"][0]["layers"] == [] and "no graph" in rec["model"]["layers_note"]
     with pytest.raises(ArgumentError, match="^layers"):
         measure(ts, data, n_probe=20, n_sizes=1, layers=["conv1"], progress=False)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# one job per checkpoint (verify.jobs)
+# ----------------------------------------------------------------------------------------------------------
+def test_one_job_per_checkpoint_local_equals_inline_and_resumes(tmp_path, capsys):
+    for s in (1, 2):
+        torch.save(mf.make_net(seed=s).state_dict(), tmp_path / f"w{s}.pt")
+    cks = [str(tmp_path / "w1.pt"), str(tmp_path / "w2.pt")]
+    argv = ["--model", "measure_factory:make_net", "--data", "mnist5k", "--checkpoint", *cks, *FAST,
+            "--no-test-error"]
+    code_i, out_i = _run(tmp_path, "inline", *argv)
+    code_l, out_l = _run(tmp_path, "local", *argv, "--executor", "local")
+    assert code_i == code_l == 0
+    for name in ("w1", "w2"):
+        a, b = _strict_load(out_i / name / "measure.json"), _strict_load(out_l / name / "measure.json")
+        _check_schema(b)
+        assert a["sizes"] == b["sizes"] and a["model"]["checkpoint"]["file"] == b["model"]["checkpoint"]["file"]
+        assert b["complete"] and b["figures"] == ["R_layers.png", "DGR_output.png"]
+        assert all((out_l / name / f).is_file() for f in b["figures"])
+    # the two checkpoints measure different nets, and each job's record is the one-checkpoint run's
+    one_code, one = _run(tmp_path, "one", "--model", "measure_factory:make_net", "--data", "mnist5k",
+                         "--checkpoint", cks[1], *FAST, "--no-test-error", "--no-figures")
+    assert one_code == 0
+    assert _strict_load(one / "measure.json")["sizes"] == _strict_load(out_l / "w2" / "measure.json")["sizes"]
+    assert _strict_load(out_l / "w1" / "measure.json")["sizes"] != _strict_load(out_l / "w2" / "measure.json")["sizes"]
+    summary = _strict_load(out_l / "measure_checkpoints.json")
+    assert summary["complete"] and [c["status"] for c in summary["checkpoints"]] == ["done", "done"]
+    assert all(c["log"] and (out_l / "logs") in Path(c["log"]).parents for c in summary["checkpoints"])
+    units = sorted((out_l / "units").glob("*.json"))
+    stamps = [p.stat().st_mtime_ns for p in units]
+    capsys.readouterr()
+    assert main([*argv, "--executor", "local", "--out", str(out_l)]) == 0  # rerun: nothing is measured again
+    assert "0 run, 2 reused" in capsys.readouterr().out
+    assert [p.stat().st_mtime_ns for p in units] == stamps
+    # another configuration in the same folder is refused before any work
+    assert main([*argv[:-len(FAST) - 1], "--n-probe", "30", *FAST[2:], "--no-test-error", "--out", str(out_l)]) == 2
+    assert "error: --out:" in capsys.readouterr().err
+
+
+def test_slurm_without_a_cluster_exits_2_naming_executor(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("PATH", str(tmp_path))
+    monkeypatch.setattr(vm, "load_dataset", lambda *a, **k: pytest.fail("data loaded before --executor was checked"))
+    assert main(["--model", "convnet", "--data", "mnist5k", "--executor", "slurm", "--out", str(tmp_path / "o")]) == 2
+    assert capsys.readouterr().err.startswith("error: --executor: slurm: no SLURM cluster here")

@@ -42,6 +42,13 @@ Output (``out``): ``measure.json`` (written after every size, atomically: a part
 R of the output against :math:`\delta`). The test error is measured on the whole test split (argmax for several
 outputs, sign for one output and labels in {0, 1} or {-1, 1}). Ctrl-C ends the run early with the finished sizes
 (``"interrupted": true``; the command exits with 130).
+
+Several checkpoints (``--checkpoint a.pt b.pt ...``) or ``--executor local|slurm``: one unit of
+:mod:`verify.jobs` per checkpoint (:func:`measure_checkpoint`), run in this process, as local subprocess jobs or
+as a SLURM job array; each writes its record to ``--out/units/`` as it finishes, a rerun skips the finished ones,
+and ``--out/NAME/measure.json`` with its figures (NAME: the checkpoint's stem; ``--out`` itself for one
+checkpoint) and the overview ``--out/measure_checkpoints.json`` are built from those files. Job logs:
+``--out/logs/``.
 """
 from __future__ import annotations
 
@@ -64,6 +71,8 @@ from numerics.diffeo import (deform, sample_diffeos, temperature_for_displacemen
                              typical_displacement)
 from numerics.stability import ERROR_MODES, ESTIMATORS, NOISE_MODES, layerwise_stability
 from verify.datasets import ImageDataset, load_dataset
+from verify.jobs import add_executor_arguments, executor_options
+from verify.outputs import atomic_write_json, prepare_out_dir
 from verify.specs import SpecError, load_model, parse_kwargs
 
 __all__ = [
@@ -75,6 +84,7 @@ __all__ = [
     "model_layers",
     "plot_layer_stability",
     "plot_size_stability",
+    "measure_checkpoint",
     "main",
 ]
 
@@ -353,28 +363,19 @@ def _test_error(model, data: ImageDataset, *, batch_size: int, device, dtype, pr
 # JSON and figures
 # ----------------------------------------------------------------------------------------------------------
 def _check_out(out) -> Path:
+    """The output folder, created and proven writable (:func:`verify.outputs.prepare_out_dir`)."""
     p = Path(os.path.expanduser(str(out)))
     if p.exists() and not p.is_dir():
         raise ArgumentError("out", f"{str(p)!r} exists and is not a directory")
     try:
-        p.mkdir(parents=True, exist_ok=True)
-        probe = p / f".measure-write-test-{os.getpid()}"
-        probe.write_text("")
-        probe.unlink()
-    except OSError as exc:
-        raise ArgumentError("out", f"cannot write in {str(p)!r}: {exc}") from None
-    return p
+        return prepare_out_dir(p)
+    except SpecError as exc:
+        raise ArgumentError("out", exc.message) from None
 
 
 def _write_json(record: dict, path: Path) -> None:
-    """Strict JSON, written to a temporary file and moved into place (a reader never sees half a file)."""
-    text = json.dumps(record, indent=1, allow_nan=False)
-    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
-    with open(tmp, "w") as fh:
-        fh.write(text)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    """Strict JSON, written atomically (:func:`verify.outputs.atomic_write_json`: a reader never sees half a file)."""
+    atomic_write_json(path, record)
 
 
 def _plt():
@@ -739,8 +740,10 @@ def _parser() -> argparse.ArgumentParser:
     g.add_argument("--model-arg", action="append", default=[], metavar="KEY=VALUE",
                    help="keyword argument of the model factory, one per flag (repeat); VALUE is a Python literal "
                         "(10, 0.5, True, (3, 3), 'text') or else a string")
-    g.add_argument("--checkpoint", default=None, metavar="FILE",
-                   help="state dict to load strictly (a dict of tensors, or with a 'state_dict' / 'model' entry)")
+    g.add_argument("--checkpoint", default=None, metavar="FILE", nargs="+",
+                   help="state dict to load strictly (a dict of tensors, or with a 'state_dict' / 'model' entry); "
+                        "several files: one measurement (one job, see --executor) per checkpoint, each in "
+                        "--out/NAME (NAME: the file's stem)")
     g = p.add_argument_group("data")
     g.add_argument("--data", required=True,
                    help="mnist5k, digits, npz:PATH, folder:ROOT or MODULE:CALLABLE (a torch Dataset or (x, y) "
@@ -798,6 +801,7 @@ def _parser() -> argparse.ArgumentParser:
     g.add_argument("--out", default="measure_out", help="output folder (measure.json, R_layers.png, DGR_output.png)")
     g.add_argument("--no-figures", action="store_true", help="write measure.json only, no PNGs")
     g.add_argument("--no-progress", action="store_true", help="no progress bars")
+    add_executor_arguments(p, unit="checkpoint")
     return p
 
 
@@ -852,6 +856,10 @@ def main(argv: list[str] | None = None) -> int:
     if not (math.isfinite(args.c) and args.c >= 1):
         return _error("--c", f"the cut-off must be a number >= 1, got {args.c}")
     try:
+        args.jobs = executor_options(args)
+    except SpecError as exc:
+        return _error(exc.flag, exc.message)
+    try:
         out_dir = _check_out(args.out)
     except ArgumentError as exc:
         return _error("--out", exc.message)
@@ -860,7 +868,7 @@ def main(argv: list[str] | None = None) -> int:
         dev = torch.device(device)
     except (RuntimeError, TypeError) as exc:
         return _error("--device", f"{device!r} is not a torch device: {exc}")
-    if dev.type == "cuda" and not torch.cuda.is_available():
+    if dev.type == "cuda" and not torch.cuda.is_available() and args.executor != "slurm":  # slurm: the jobs' GPUs
         return _error("--device", f"{device!r}: torch sees no CUDA device (use cpu)")
     layers: Any = args.layers
     if layers not in ("all", "none"):
@@ -894,12 +902,20 @@ def _run(args, out_dir: Path, dev, layers, argv) -> int:
         return _error(exc.flag, exc.message)
     except (ValueError, TypeError, ImportError, OSError) as exc:
         return _error("--data", f"{args.data}: {exc}")
+    checkpoints = list(args.checkpoint or [])
     try:
-        model, info = load_model(args.model, kwargs=model_kwargs, checkpoint=args.checkpoint,
+        for ck in checkpoints[1:]:  # every file before any work; the first one is loaded below
+            if not Path(os.path.expanduser(ck)).is_file():
+                raise SpecError("--checkpoint", f"file {ck!r} does not exist")
+        model, info = load_model(args.model, kwargs=model_kwargs, checkpoint=checkpoints[0] if checkpoints else None,
                                  input_shape=data.shape)
     except SpecError as exc:
         return _error(exc.flag, exc.message)
-    info["command"] = "python -m verify.measure " + " ".join(argv if argv is not None else sys.argv[1:])
+    command = "python -m verify.measure " + " ".join(argv if argv is not None else sys.argv[1:])
+    info["command"] = command
+    if len(checkpoints) > 1 or args.executor != "inline":
+        return _run_jobs(args, out_dir, str(dev) if args.device is not None or args.executor != "slurm" else None,
+                         layers, checkpoints, command)
     try:
         record = measure(model, data, split=args.split, n_probe=args.n_probe, c=c, cutoff=args.cutoff,
                          interp=args.interp, delta=args.delta, T=args.T, n_sizes=args.n_sizes, layers=layers,
@@ -918,6 +934,110 @@ def _run(args, out_dir: Path, dev, layers, argv) -> int:
         return 1
     _summary(record, out_dir)
     return 130 if record["interrupted"] else 0
+
+
+# ----------------------------------------------------------------------------------------------------------
+# one job per checkpoint (verify.jobs)
+# ----------------------------------------------------------------------------------------------------------
+SUMMARY_NAME = "measure_checkpoints.json"
+
+
+def measure_checkpoint(*, model: str, model_args: list, checkpoint: str | None, data: str, data_args: list,
+                       data_test_args: list | None, split_seed: int, test_fraction: float, normalise: str,
+                       resize: str | None, channels_last: bool, color: str, settings: dict,
+                       device: str | None) -> dict:
+    """One unit of ``python -m verify.measure`` with several checkpoints or ``--executor local|slurm``: load the
+    data and the model (``checkpoint`` loaded strictly) from the command-line values, then
+    ``measure(model, data, **settings, device=device)`` without output folder; returns the record (what
+    ``measure.json`` holds). ``device`` None: cuda when torch sees one, else cpu (decided in the job)."""
+    ds = load_dataset(data, kwargs=parse_kwargs(data_args, "--data-arg") or None,
+                      test_kwargs=None if data_test_args is None else parse_kwargs(data_test_args, "--data-test-arg"),
+                      split_seed=split_seed, test_fraction=test_fraction, normalise=_parse_normalise(normalise),
+                      size=_parse_resize(resize), channels_last=channels_last, color=color)
+    net, info = load_model(model, kwargs=parse_kwargs(model_args, "--model-arg"), checkpoint=checkpoint,
+                           input_shape=ds.shape)
+    if device is None:
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    record = measure(net, ds, **settings, device=device, out=None, figures=False, progress=False, model_info=info)
+    if record["interrupted"]:
+        raise KeyboardInterrupt("the measurement was interrupted")
+    return record
+
+
+def _labels(checkpoints: list[str]) -> list[str]:
+    """Output folder name per checkpoint: its file stem (``-2``, ``-3``, ... appended to repeated stems)."""
+    stems = [Path(c).stem or "checkpoint" for c in checkpoints]
+    out = []
+    for i, s in enumerate(stems):
+        n = stems[:i].count(s)
+        out.append(s if n == 0 and stems.count(s) == 1 else f"{s}-{n + 1}")
+    return out
+
+
+def _run_jobs(args, out_dir: Path, device: str | None, layers, checkpoints: list[str], command: str) -> int:
+    """Several checkpoints or ``--executor local|slurm``: one unit per checkpoint (:mod:`verify.jobs`); each
+    record is written from its unit file, to ``--out`` (one checkpoint or none) or ``--out/NAME`` (several), and a
+    summary of all of them to ``--out/measure_checkpoints.json``."""
+    from verify.jobs import Unit, run_units
+
+    c = int(args.c) if float(args.c).is_integer() else args.c
+    settings = dict(split=args.split, n_probe=args.n_probe, c=c, cutoff=args.cutoff, interp=args.interp,
+                    delta=args.delta, T=args.T, n_sizes=args.n_sizes, layers=layers, noise=args.noise,
+                    estimator=args.estimator, errors=None if args.errors == "none" else args.errors,
+                    n_boot=args.n_boot, seed=args.seed, batch_size=args.batch_size,
+                    test_error=not args.no_test_error)
+    model = args.model
+    if Path(os.path.expanduser(model)).is_file():  # a TorchScript archive: the same file from any job's folder
+        model = str(Path(os.path.expanduser(model)).resolve())
+    common = dict(model=model, model_args=list(args.model_arg), data=args.data, data_args=list(args.data_arg),
+                  data_test_args=None if args.data_test_arg is None else list(args.data_test_arg),
+                  split_seed=args.split_seed, test_fraction=args.test_fraction, normalise=args.normalise,
+                  resize=args.resize, channels_last=args.channels_last, color=args.color, settings=settings,
+                  device=device)
+    config = {"tool": "verify.measure", **common}
+    files = [None] if not checkpoints else [str(Path(os.path.expanduser(ck)).resolve()) for ck in checkpoints]
+    labels = ["model"] if not checkpoints else _labels(checkpoints)
+    units = [Unit(label, "verify.measure:measure_checkpoint", {**common, "checkpoint": ck})
+             for label, ck in zip(labels, files)]
+    opts = dict(args.jobs)
+    # torch threads of each job: --threads, else --cpus-per-job (parallel jobs do not oversubscribe the cores);
+    # inline, the units run in this process with its threads
+    threads = args.threads if args.threads is not None else opts["cpus_per_job"]
+    try:
+        report = run_units(units, out_dir, config=config, threads=threads, progress=not args.no_progress, **opts)
+    except SpecError as exc:
+        return _error(exc.flag, exc.message)
+    single = len(units) == 1
+    summary = {"schema": "diffeostability.measure-checkpoints/1", "command": command, "complete": report.complete,
+               "interrupted": report.interrupted, "executor": report.executor, "checkpoints": []}
+    for label, ck, o in zip(labels, files, report.outcomes):
+        entry = {"name": label, "checkpoint": ck, "status": o.status, "folder": None, "error": o.error,
+                 "log": o.log, "test_error": None, "R_output": None}
+        if o.status == "done":
+            record = o.result
+            record["model"]["command"] = command
+            folder = out_dir if single else out_dir / label
+            folder.mkdir(parents=True, exist_ok=True)
+            if not args.no_figures and record["sizes"]:
+                plot_layer_stability(record, folder / FIG_LAYERS)
+                plot_size_stability(record, folder / FIG_SIZES)
+                record["figures"] = [FIG_LAYERS, FIG_SIZES]
+            _write_json(record, folder / JSON_NAME)
+            entry.update(folder=str(folder.relative_to(out_dir)) if not single else ".",
+                         test_error=record["test_error"]["value"],
+                         R_output=[s["output"]["R"]["value"] for s in record["sizes"]],
+                         delta=[s["delta"] for s in record["sizes"]])
+            print(f"[{label}]", end=" ")
+            _summary(record, folder)
+        elif o.status == "failed":
+            print(f"[{label}] FAILED" + (f" (log: {o.log})" if o.log else "") + ": "
+                  + ((o.error or "").strip().splitlines() or ["?"])[-1], file=sys.stderr)
+        summary["checkpoints"].append(entry)
+    _write_json(summary, out_dir / SUMMARY_NAME)
+    print(f"{report.summary()}; wrote {out_dir / SUMMARY_NAME}")
+    if report.interrupted:
+        return 130
+    return 1 if report.failed else 0
 
 
 def _summary(record: dict, out_dir: Path) -> None:
