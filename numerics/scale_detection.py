@@ -27,7 +27,7 @@ from numba import njit, prange
 from numerics.seeds import generator
 from theory.arguments import check_memory
 from theory import scale_exact as _ex
-from theory.scale_detection import (_add_convention_flags, _cli_error, _parser, check_conventions, check_dim,
+from theory.scale_detection import (add_convention_flags, cli_error, cli_parser, check_conventions, check_dim,
                                     check_params, move_law, noise_sigma)
 
 __all__ = [
@@ -580,7 +580,7 @@ def _sparse_one(s, pos_x, pos_t, pos_y, noise, n, dim, periodic, kt, L, H, W, ka
     pts = np.zeros((4, 2), np.int64)
     pc = np.array([1.0, 1.0, -1.0, -1.0])
     px = pos_x[s]
-    ovx = _ex._overlap(px[0], px[1], xis, n, periodic)
+    ovx = _ex.overlap(px[0], px[1], xis, n, periodic)
     for which in range(2):
         q = pos_t[s] if which == 0 else pos_y[s]
         out = nD[s] if which == 0 else den[s]
@@ -596,13 +596,13 @@ def _sparse_one(s, pos_x, pos_t, pos_y, noise, n, dim, periodic, kt, L, H, W, ka
             acc = 0.0
             for i in range(4):
                 for i2 in range(4):
-                    acc += pc[i] * pc[i2] * _ex._kprod(kap, 2 * k, pts[i], pts[i2], n, periodic, R)
+                    acc += pc[i] * pc[i2] * _ex.kprod(kap, 2 * k, pts[i], pts[i2], n, periodic, R)
             out[k - 1] = acc
-        na1 = _ex._config_atoms(q[0], q[1], kts, n, periodic, 1.0, types, coords, coefs, 0)
-        na2 = _ex._config_atoms(px[0], px[1], kts, n, periodic, -1.0, types, coords, coefs, na1)
+        na1 = _ex.config_atoms(q[0], q[1], kts, n, periodic, 1.0, types, coords, coefs, 0)
+        na2 = _ex.config_atoms(px[0], px[1], kts, n, periodic, -1.0, types, coords, coefs, na1)
         for j in range(0, L - kt):
-            out[kt + j] = _ex._quad_atoms(kap, F1, F2, R, kts, j, types, coords, coefs, na1 + na2)
-        dov = _ex._overlap(q[0], q[1], xis, n, periodic) - ovx
+            out[kt + j] = _ex.quad_atoms(kap, F1, F2, R, kts, j, types, coords, coefs, na1 + na2)
+        dov = _ex.overlap(q[0], q[1], xis, n, periodic) - ovx
         out[L] = dov * dov
     # ---- noise: one dense pass
     off = 0 if periodic else 1
@@ -838,20 +838,20 @@ def brute_force_layers(xi, n, *, dim=1, stride=1, layers=None, periodic=False, m
 
 def main(argv: list[str] | None = None) -> int:
 
-    p = _parser()
+    p = cli_parser()
     p.prog = "python -m numerics.scale_detection"
     p.description = "Monte-Carlo D_k, G_k, R_k of the hand-constructed scale-detection net."
     p.add_argument("--samples", type=int, default=100000)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--noise", choices=["matched", "per_sample"], default="matched")
-    _add_convention_flags(p, NOISE_RECTIFY)
+    add_convention_flags(p, NOISE_RECTIFY)
     a = p.parse_args(argv)
     try:
         rows = simulate_layers(a.xi, a.n, dim=a.dim, stride=a.stride, layers=a.layers, periodic=a.periodic,
                                samples=a.samples, seed=a.seed, noise=a.noise, moves=a.moves, rectify=a.rectify,
                                preserve_blocks=a.preserve_blocks)
     except ValueError as e:
-        return _cli_error(p, a, e)
+        return cli_error(p, a, e)
     if a.json:
         print(json.dumps({"layers": rows}))
     else:

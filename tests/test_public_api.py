@@ -67,3 +67,29 @@ def test_readme_imports_resolve(module, name):
     assert hasattr(mod, name), f"README imports {name} from {module}"
     if not isinstance(getattr(mod, name), type(mod)):
         assert name in getattr(mod, "__all__", ()), f"{module}.__all__ does not list {name}"
+
+
+def _project_sources():
+    for top in ("theory", "numerics", "verify", "benchmarks"):
+        yield from sorted((ROOT / top).rglob("*.py"))
+
+
+@pytest.mark.parametrize("path", list(_project_sources()), ids=lambda p: str(p.relative_to(ROOT)))
+def test_no_private_names_across_modules(path):
+    """No module imports another module's _private names, or reaches them through a module alias."""
+    tree = ast.parse(path.read_text())
+    aliases, bad = set(), []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] in (
+                "theory", "numerics", "verify", "benchmarks"):
+            bad += [f"from {node.module} import {a.name}" for a in node.names
+                    if a.name.startswith("_") and not a.name.startswith("__")]
+            aliases |= {a.asname or a.name for a in node.names}
+        elif isinstance(node, ast.Import):
+            aliases |= {a.asname for a in node.names
+                        if a.asname and a.name.split(".")[0] in ("theory", "numerics", "verify", "benchmarks")}
+    for node in ast.walk(tree):
+        if (isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id in aliases
+                and node.attr.startswith("_") and not node.attr.startswith("__")):
+            bad.append(f"{node.value.id}.{node.attr}")
+    assert not bad, bad

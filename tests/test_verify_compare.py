@@ -6,7 +6,7 @@ import pytest
 
 from verify.compare import (exit_code, format_table, guard_verdicts, main, run_experiments, validate_record,
                             write_results)
-from verify.experiments._common import Unavailable, draw_figure, fit_power_law, make_row, require
+from verify.experiments.common import Unavailable, draw_figure, fit_power_law, make_row, require
 
 
 def _rec(name, verdicts, data=None):

@@ -9,7 +9,7 @@ import torch
 from verify.compare import validate_record
 from verify.experiments import (EXPERIMENTS, architectures, channel_shuffle, cnn_layers, fc_vs_cnn, handcrafted,
                                 lowpass, spherical)
-from verify.experiments._common import SIZES, clear_cache, mean_layers
+from verify.experiments.common import SIZES, clear_cache, mean_layers
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,7 @@ from scipy import stats
 from verify.compare import validate_record
 from verify.experiments import architectures as A
 from verify.experiments import fc_regimes as F
-from verify.experiments._common import interval_verdict, seed_interval
+from verify.experiments.common import interval_verdict, seed_interval
 
 
 def _rec(err, R_init, R_tr, D_tr=None, G_tr=None):

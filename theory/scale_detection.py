@@ -100,7 +100,7 @@ __all__ = [
     "ScaleNetSpec", "check_params", "check_dim", "threshold_layer", "diffeo_input_norm", "noise_sigma",
     "exact_layers", "exact_layers_seconds", "realised_output", "trinomial_kernel", "pooling_D_expression", "evaluate_sums",
     "pooling_limit_expressions",
-    "asymptotic_laws", "main",
+    "asymptotic_laws", "cli_parser", "add_convention_flags", "cli_error", "main",
 ]
 
 
@@ -957,7 +957,8 @@ def asymptotic_laws(dim: int = 1, stride: int = 1, *, moves: str = "lazy", recti
 # CLI
 
 
-def _parser() -> argparse.ArgumentParser:
+def cli_parser() -> argparse.ArgumentParser:
+    """The geometry flags shared by ``python -m theory.scale_detection`` and ``python -m numerics.scale_detection``."""
     p = argparse.ArgumentParser(prog="python -m theory.scale_detection",
                                 description="Exact D_k, G_k, R_k of the hand-constructed scale-detection network.")
     p.add_argument("--xi", type=int, default=7)
@@ -970,7 +971,7 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def _add_convention_flags(p: argparse.ArgumentParser, rectify_choices: tuple = RECTIFY) -> None:
+def add_convention_flags(p: argparse.ArgumentParser, rectify_choices: tuple = RECTIFY) -> None:
     """The convention flags shared by the two CLIs (defaults ours; docs/reference-conventions.md)."""
     p.add_argument("--moves", choices=list(MOVES), default="lazy",
                    help="per-pixel move law of the diffeo: lazy = -1/0/+1 per axis w.p. 1/3 (default), always = +-1 "
@@ -984,27 +985,28 @@ def _add_convention_flags(p: argparse.ArgumentParser, rectify_choices: tuple = R
                         "label-preserving diffeo of the block task)")
 
 
-def _cli_error(p: argparse.ArgumentParser, args: argparse.Namespace, e: ValueError) -> int:
-    """Report a ValueError of the library (its message starts with the argument name) as argparse does for the
-    matching flag, "prog: error: argument --name: ..." on stderr (underscores of the name as dashes, the flag's
-    spelling); returns the exit status 2."""
+def cli_error(p: argparse.ArgumentParser, args: argparse.Namespace, e: ValueError) -> int:
+    """Report a ValueError of the library as argparse does for the matching flag, "prog: error: argument --name:
+    ..." on stderr (underscores as dashes); returns the exit status 2. The argument is read from ``e.argument``
+    (:class:`theory.arguments.ArgumentError`); for a plain ValueError, whose message starts with the argument's
+    name by this package's convention, from the message's first word."""
     msg = str(e)
-    name = msg.split(" ", 1)[0]
+    name = getattr(e, "argument", None) or msg.split(" ", 1)[0]
     flag = name.replace("_", "-")
     print(f"{p.prog}: error: {f'argument --{flag}: ' if name in vars(args) else ''}{msg}", file=sys.stderr)
     return 2
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = _parser()
-    _add_convention_flags(p)
+    p = cli_parser()
+    add_convention_flags(p)
     args = p.parse_args(argv)
     try:
         rows = exact_layers(args.xi, args.n, dim=args.dim, stride=args.stride, layers=args.layers,
                             periodic=args.periodic, moves=args.moves, rectify=args.rectify,
                             preserve_blocks=args.preserve_blocks)
     except ValueError as e:
-        return _cli_error(p, args, e)
+        return cli_error(p, args, e)
     if args.json:
         print(json.dumps({"layers": rows}))
     else:

@@ -20,7 +20,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-__all__ = ["axis_tables", "all_tables", "clean_sums", "noise_sums", "strided_sums"]
+__all__ = ["axis_tables", "all_tables", "clean_sums", "noise_sums", "strided_sums", "config_atoms", "overlap",
+           "quad_atoms", "kprod"]
 
 # ----------------------------------------------------------------------------------------------
 # kernel tables
@@ -123,7 +124,7 @@ def _pdiff(d, n, periodic):
 
 
 @njit(cache=True)
-def _config_atoms(p1, p2, kts, n, periodic, sign, types, coords, coefs, start):
+def config_atoms(p1, p2, kts, n, periodic, sign, types, coords, coefs, start):
     """Write the atoms of g_{k~+1}(x) = sum_i (T~ - 1_S)(. - r_i) + 1_{S(r1) & S(r2)}.
 
     Returns the number of atoms written (4 or 5)."""
@@ -163,7 +164,8 @@ def _config_atoms(p1, p2, kts, n, periodic, sign, types, coords, coefs, start):
 
 
 @njit(cache=True)
-def _overlap(p1, p2, xis, n, periodic):
+def overlap(p1, p2, xis, n, periodic):
+    """Product over the axes of the overlap of the boxes of side xi around p1 and p2 (the clean output's factor)."""
     out = 1.0
     for a in range(2):
         d = abs(_pdiff(p2[a] - p1[a], n, periodic))
@@ -175,7 +177,7 @@ def _overlap(p1, p2, xis, n, periodic):
 
 
 @njit(cache=True)
-def _quad_atoms(kap, F1, F2, R, kts, j, types, coords, coefs, na):
+def quad_atoms(kap, F1, F2, R, kts, j, types, coords, coefs, na):
     s = 0.0
     for i in range(na):
         for k in range(i, na):
@@ -242,11 +244,11 @@ def clean_sums(n, kt, dim, periodic, L, kap, F1, F2, R, mv, mw):
             p2[1] = d1
             # ---- squared norms of the clean representation
             for k in range(0, kt + 1):
-                normsq[k] += w * (2.0 * _prod0(kap, 2 * k, R) + 2.0 * _kprod(kap, 2 * k, p1, p2, n, periodic, R))
-            na = _config_atoms(p1, p2, kts, n, periodic, 1.0, types, coords, coefs, 0)
+                normsq[k] += w * (2.0 * _prod0(kap, 2 * k, R) + 2.0 * kprod(kap, 2 * k, p1, p2, n, periodic, R))
+            na = config_atoms(p1, p2, kts, n, periodic, 1.0, types, coords, coefs, 0)
             for j in range(0, L - kt):
-                normsq[kt + 1 + j] += w * _quad_atoms(kap, F1, F2, R, kts, j, types, coords, coefs, na)
-            ov = _overlap(p1, p2, xis, n, periodic)
+                normsq[kt + 1 + j] += w * quad_atoms(kap, F1, F2, R, kts, j, types, coords, coefs, na)
+            ov = overlap(p1, p2, xis, n, periodic)
             normsq[L + 1] += w * ov * ov
             ovm += w * ov
             ovs += w * ov * ov
@@ -275,15 +277,15 @@ def clean_sums(n, kt, dim, periodic, L, kap, F1, F2, R, mv, mw):
                         s = 0.0
                         for i in range(4):
                             for i2 in range(4):
-                                s += pc[i] * pc[i2] * _kprod(kap, 2 * k, pts[i], pts[i2], n, periodic, R)
+                                s += pc[i] * pc[i2] * kprod(kap, 2 * k, pts[i], pts[i2], n, periodic, R)
                         numD[k] += wm * s
                     # post-threshold layers: atoms of tau x minus atoms of x
-                    na1 = _config_atoms(m1p, m2p, kts, n, periodic, 1.0, types, coords, coefs, 0)
-                    na2 = _config_atoms(p1, p2, kts, n, periodic, -1.0, types, coords, coefs, na1)
+                    na1 = config_atoms(m1p, m2p, kts, n, periodic, 1.0, types, coords, coefs, 0)
+                    na2 = config_atoms(p1, p2, kts, n, periodic, -1.0, types, coords, coefs, na1)
                     for j in range(0, L - kt):
-                        numD[kt + 1 + j] += wm * _quad_atoms(kap, F1, F2, R, kts, j, types, coords, coefs,
+                        numD[kt + 1 + j] += wm * quad_atoms(kap, F1, F2, R, kts, j, types, coords, coefs,
                                                               na1 + na2)
-                    dov = _overlap(m1p, m2p, xis, n, periodic) - ov
+                    dov = overlap(m1p, m2p, xis, n, periodic) - ov
                     numD[L + 1] += wm * dov * dov
     return numD / wsum, normsq / wsum, ovm / wsum, ovs / wsum
 
@@ -294,7 +296,8 @@ def _prod0(kap, m, R):
 
 
 @njit(cache=True)
-def _kprod(kap, m, p, q, n, periodic, R):
+def kprod(kap, m, p, q, n, periodic, R):
+    """Product over the axes of the order-m trinomial kernel kappa_m between the positions p and q."""
     out = 1.0
     for a in range(2):
         d = p[a] - q[a]

@@ -134,7 +134,7 @@ def run_experiments(names: list[str], *, quick: bool, out_dir: Path, seed: int, 
     :class:`verify.outputs.InterruptWatch`). ``status``, if given, is filled with ``interrupted_during`` (that
     experiment or None), ``not_run`` (the experiments after it), ``finished`` and ``files`` (per experiment, the
     files it created or changed in ``out_dir``)."""
-    from verify.experiments._common import Unavailable, jsonable, unavailable_record
+    from verify.experiments.common import Unavailable, jsonable, unavailable_record
     from verify.outputs import InterruptWatch, folder_state, written_since
 
     if registry is None:
@@ -188,7 +188,7 @@ def write_results(records: list[dict], out_dir: Path, meta: dict) -> Path:
     rows = [r for rec in records for r in rec["rows"]]
     path = out_dir / "results.json"
 
-    from verify.experiments._common import jsonable  # NaN/inf -> null, numpy -> Python; text is never rewritten
+    from verify.experiments.common import jsonable  # NaN/inf -> null, numpy -> Python; text is never rewritten
 
     text = json.dumps(jsonable({"meta": meta, "rows": rows, "experiments": records}), indent=1, allow_nan=False,
                       default=str)

@@ -864,7 +864,7 @@ def run(*, quick: bool, out_dir: pathlib.Path, seed: int = 0, device: str = "cpu
         raise ValueError(f"size must be one of {tuple(SIZES)}, got {size!r}")
     out_dir = pathlib.Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    from verify.experiments._common import jsonable  # strict JSON: NaN/inf -> null
+    from verify.experiments.common import jsonable  # strict JSON: NaN/inf -> null
     from verify.outputs import atomic_write_json
 
     data: dict = {}

@@ -7,7 +7,7 @@ Modules needed from other parts of the toolkit are imported inside ``run``; a mi
 """
 from __future__ import annotations
 
-from verify.experiments._common import settle_thread_pools
+from verify.experiments.common import settle_thread_pools
 
 settle_thread_pools()  # before verify.compare sets torch's thread count (see its docstring)
 

@@ -16,7 +16,7 @@ schedule and without weight decay, as the reference code trains its FC nets), Le
 (:class:`~verify.models.VGGNet`), a small ResNet (:class:`~verify.models.ResNet`), all with cross-entropy and SGD
 (momentum 0.9, weight decay 5·10⁻⁴, cosine schedule), and the scattering network (:class:`~verify.models.ScatteringNet`,
 kymatio: stable to diffeomorphisms by construction; only its linear head is trained, on precomputed
-coefficients).  Training runs in float32 on the CPU for the convolutional nets (:func:`~verify.experiments._common.
+coefficients).  Training runs in float32 on the CPU for the convolutional nets (:func:`~verify.experiments.common.
 train_dtype`) and the measurements in the training precision: at δ = 1 pixel the output differences are 10⁻³ of
 the output scale or more, far above float32 rounding.
 
@@ -59,7 +59,7 @@ import numpy as np
 import torch
 
 from numerics.seeds import generator
-from verify.experiments._common import (SIZES, draw_figure, fit_power_law, fmt, fmt_seeds, interval_verdict,
+from verify.experiments.common import (SIZES, draw_figure, fit_power_law, fmt, fmt_seeds, interval_verdict,
                                         jsonable, log10_ratio, make_row, monotone_trend, require, resolve_device,
                                         resolve_size, seed_interval, train_dtype, training_seeds)
 from verify.models import ConvNet, FCNet, LeNet5, ResNet, ScatteringNet, VGGNet, count_parameters

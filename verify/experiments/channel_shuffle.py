@@ -81,7 +81,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from verify.experiments._common import (SIZES, draw_figure, fmt_seeds, interval_verdict, jsonable, make_row,
+from verify.experiments.common import (SIZES, draw_figure, fmt_seeds, interval_verdict, jsonable, make_row,
                                         mean_layers, measure_layers, resolve_device, resolve_size, seed_interval,
                                         trained_cnn, training_seeds)
 from verify.models import shuffle_channels

@@ -13,10 +13,10 @@ filters are only partly low-pass, it has H channels and a learned readout), so t
 information only: agreement in sign is the claim, agreement in value is not expected at these sizes.
 
 Seeds (``SIZES[size]["seeds"]`` training runs, seeds ``seed, seed + 1, …``; shared with ``lowpass``,
-``channel_shuffle`` and ``fc_vs_cnn`` through the cache of :func:`verify.experiments._common.trained_cnn`).  Rule:
+``channel_shuffle`` and ``fc_vs_cnn`` through the cache of :func:`verify.experiments.common.trained_cnn`).  Rule:
 per seed the Spearman ρ_s of q_k against k (and the log10 ratio R_k̃(trained)/R_k̃(init)); a trend row passes when
 the two-sided 95% Student-t interval over seeds of the mean ρ lies entirely on the predicted side of 0, the k̃ row
-when the interval of the mean log ratio lies below 0 (:func:`verify.experiments._common.seed_interval`).  The
+when the interval of the mean log ratio lies below 0 (:func:`verify.experiments.common.seed_interval`).  The
 interval holds the seed-to-seed variation of training, so a verdict no longer rests on one trajectory (with one
 seed, 2D "G_k grows" passed on one machine at ρ = +0.94 and failed on another at ρ = +0.66, p = 0.087).  The
 fitted exponents and the figure use the layer-wise geometric mean over seeds.  Called with one seed's layers,
@@ -28,7 +28,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from verify.experiments._common import (SIZES, Unavailable, draw_figure, fit_power_law, fmt, fmt_seeds,
+from verify.experiments.common import (SIZES, Unavailable, draw_figure, fit_power_law, fmt, fmt_seeds,
                                         interval_verdict, jsonable, k_tilde, log10_ratio, make_row, mean_layers,
                                         monotone_trend, require, resolve_device, resolve_size, seed_interval,
                                         trained_cnn, training_seeds)

@@ -50,7 +50,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from verify.experiments._common import (SIZES, draw_figure, fmt_seeds, interval_verdict, jsonable, log10_ratio,
+from verify.experiments.common import (SIZES, draw_figure, fmt_seeds, interval_verdict, jsonable, log10_ratio,
                                         make_row, require, resolve_device, resolve_size, seed_interval,
                                         training_seeds)
 from verify.experiments.architectures import data_label, describe_data, image_data, measure_output

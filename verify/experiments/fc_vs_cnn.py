@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from verify.experiments._common import (SIZES, fmt, fmt_seeds, interval_verdict, jsonable, log10_ratio, make_row,
+from verify.experiments.common import (SIZES, fmt, fmt_seeds, interval_verdict, jsonable, log10_ratio, make_row,
                                         require, resolve_device, resolve_size, seed_interval, train_dtype, trained_cnn,
                                         training_seeds)
 from verify.models import FCNet, count_parameters

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from verify.experiments._common import (SIZES, Unavailable, draw_figure, jsonable, make_row, require, resolve_size,
+from verify.experiments.common import (SIZES, Unavailable, draw_figure, jsonable, make_row, require, resolve_size,
                                         unavailable_record)
 from verify.models import Tapped
 

@@ -32,7 +32,7 @@ import numpy as np
 
 from numerics.seeds import generator
 from theory.laplacian import filter_spectrum, path_filter_spectrum
-from verify.experiments._common import (draw_figure, fmt, fmt_seeds, interval_verdict, jsonable, make_row,
+from verify.experiments.common import (draw_figure, fmt, fmt_seeds, interval_verdict, jsonable, make_row,
                                         resolve_device, resolve_size, seed_interval, trained_cnn, training_seeds)
 
 NAME = "lowpass"

@@ -9,7 +9,7 @@ from __future__ import annotations
 import inspect
 from pathlib import Path
 
-from verify.experiments._common import Unavailable, require, resolve_device, unavailable_record
+from verify.experiments.common import Unavailable, require, resolve_device, unavailable_record
 
 NAME = "spherical"
 

@@ -30,6 +30,39 @@ from numerics.seeds import generator
 from verify.models import ConvNet, VGGNet
 from verify.train import TrainConfig, TrainResult, default_device, train
 
+__all__ = [
+    "VERDICTS",
+    "SIZES",
+    "settle_thread_pools",
+    "Unavailable",
+    "require",
+    "draw_figure",
+    "resolve_size",
+    "resolve_device",
+    "train_dtype",
+    "make_row",
+    "unavailable_record",
+    "jsonable",
+    "fmt",
+    "SEED_LEVEL",
+    "training_seeds",
+    "seed_interval",
+    "interval_verdict",
+    "fmt_seeds",
+    "log10_ratio",
+    "mean_layers",
+    "fit_power_law",
+    "monotone_trend",
+    "k_tilde",
+    "Task",
+    "scale_task",
+    "measure_layers",
+    "TrainedCNN",
+    "clear_cache",
+    "build_net",
+    "trained_cnn",
+]
+
 VERDICTS = ("pass", "fail", "info")
 
 # Scale-detection CNN set-ups.  1D: all pairs of an n-pixel line; 2D: n_pairs random pairs of an n×n image.
