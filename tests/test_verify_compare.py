@@ -1,12 +1,13 @@
 """verify.compare: record validation, table, verdicts and exit code, on synthetic records (no training)."""
 import json
+import math
 
 import numpy as np
 import pytest
 
 from verify.compare import (exit_code, format_table, guard_verdicts, main, run_experiments, validate_record,
                             write_results)
-from verify.experiments.common import Unavailable, draw_figure, fit_power_law, make_row, require
+from verify.experiments.common import Unavailable, draw_figure, make_row, power_law_record, require
 
 
 def _rec(name, verdicts, data=None):
@@ -132,22 +133,37 @@ def test_real_registry_is_complete():
                                  "architectures", "fc_regimes"]
 
 
-def test_fit_power_law_exact_and_interval():
+def test_power_law_record_exact_and_interval():
     k = np.arange(1, 9)
-    f = fit_power_law(k, 3.0 * k ** -1.5)
+    f = power_law_record(k, 3.0 * k ** -1.5)
     assert f["exponent"] == pytest.approx(-1.5, abs=1e-12) and f["prefactor"] == pytest.approx(3.0)
     # noisy data with known per-point s.e.: the 95% interval covers the true exponent in most replicates
     rng = np.random.default_rng(0)
     cover = 0
     for _ in range(200):
         y = 2.0 * k ** 0.5 * np.exp(rng.normal(0, 0.05, len(k)))
-        g = fit_power_law(k, y, se=0.05 * y)
+        g = power_law_record(k, y, se=0.05 * y)
         cover += g["ci"][0] <= 0.5 <= g["ci"][1]
     assert cover >= 180  # nominal 95%: 190 expected; binomial s.d. ≈ 3
     with pytest.raises(ValueError):
-        fit_power_law([1, 2], [1.0, -1.0])
+        power_law_record([1, 2], [1.0, -1.0])
     with pytest.raises(ValueError):
-        fit_power_law([1], [1.0])
+        power_law_record([1], [1.0])
+
+
+def test_power_law_record_is_the_numerics_fit():
+    # the record carries numerics.fitting.fit_power_law (growth convention) unchanged; two points: the line
+    # through them, no interval
+    from numerics.fitting import fit_power_law
+
+    k, y, se = np.array([1.0, 2, 3, 5]), np.array([1.0, 0.6, 0.45, 0.2]), np.array([0.1, 0.05, 0.05, 0.02])
+    f, g = power_law_record(k, y, se), fit_power_law(k, y, se, decay=False)
+    assert (f["exponent"], f["se"], f["prefactor"], f["ci"]) == (g.exponent, g.se, g.prefactor, list(g.ci))
+    assert f["k"] == k.tolist()
+    assert power_law_record(k, y, [0.1, 0.0, 0.05, 0.02])["se"] == fit_power_law(k, y, decay=False).se
+    two = power_law_record([2, 4], [8.0, 2.0])
+    assert two["exponent"] == pytest.approx(-2.0) and two["prefactor"] == pytest.approx(32.0)
+    assert all(math.isnan(c) for c in two["ci"]) and math.isnan(two["se"])
 
 
 def test_a_pass_without_a_finite_measurement_fails():

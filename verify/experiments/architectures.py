@@ -59,8 +59,8 @@ import numpy as np
 import torch
 
 from numerics.seeds import generator
-from verify.experiments.common import (SIZES, draw_figure, fit_power_law, fmt, fmt_seeds, interval_verdict,
-                                        jsonable, log10_ratio, make_row, monotone_trend, require, resolve_device,
+from verify.experiments.common import (SIZES, draw_figure, fmt, fmt_seeds, interval_verdict, jsonable, log10_ratio,
+                                        make_row, monotone_trend, power_law_record, require, resolve_device,
                                         resolve_size, seed_interval, train_dtype, training_seeds)
 from verify.models import ConvNet, FCNet, LeNet5, ResNet, ScatteringNet, VGGNet, count_parameters
 from verify.train import TrainConfig, TrainResult, classification_error, train
@@ -419,7 +419,7 @@ def analyse(per_arch: dict[str, list[dict]], *, n_boot: int = N_BOOT_RHO, seed: 
     e_means = np.array([summ[a]["err_mean"] for a in archs])
     fit = None
     if np.all(np.isfinite(R_means)) and np.all(R_means > 0) and np.all(e_means > 0) and len(archs) >= 2:
-        fit = fit_power_law(R_means, e_means)
+        fit = power_law_record(R_means, e_means)
         at = fit["prefactor"] * (R_means ** fit["exponent"])
         rows.append(make_row(NAME, f"{label} (c) fit test error = a R_f^b across architectures",
                              f"a={PAPER_FIT['prefactor']}, b={PAPER_FIT['exponent']} (CIFAR-10)",

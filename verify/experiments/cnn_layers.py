@@ -28,10 +28,10 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from verify.experiments.common import (SIZES, Unavailable, draw_figure, fit_power_law, fmt, fmt_seeds,
-                                        interval_verdict, jsonable, k_tilde, log10_ratio, make_row, mean_layers,
-                                        monotone_trend, require, resolve_device, resolve_size, seed_interval,
-                                        trained_cnn, training_seeds)
+from verify.experiments.common import (SIZES, Unavailable, draw_figure, fmt, fmt_seeds, interval_verdict, jsonable,
+                                        k_tilde, log10_ratio, make_row, mean_layers, monotone_trend, power_law_record,
+                                        require, resolve_device, resolve_size, seed_interval, trained_cnn,
+                                        training_seeds)
 
 NAME = "cnn_layers"
 
@@ -58,7 +58,7 @@ def _fit(layers: list[dict], q: str, kmax: int):
         return None
     k, y, se = zip(*pts)
     se = None if any(s is None or not math.isfinite(s) for s in se) else se
-    return fit_power_law(k, y, se)
+    return power_law_record(k, y, se)
 
 
 # Which dimensions carry pass/fail claims.  The paper's layer-wise claim (D_k falls, G_k grows, R_k falls after

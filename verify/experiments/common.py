@@ -26,6 +26,7 @@ import numba as nb
 import numpy as np
 import torch
 
+from numerics.fitting import fit_power_law
 from numerics.seeds import generator
 from verify.models import ConvNet, VGGNet
 from verify.train import TrainConfig, TrainResult, default_device, train
@@ -51,7 +52,7 @@ __all__ = [
     "fmt_seeds",
     "log10_ratio",
     "mean_layers",
-    "fit_power_law",
+    "power_law_record",
     "monotone_trend",
     "k_tilde",
     "Task",
@@ -355,44 +356,35 @@ def mean_layers(per_seed: list[list[dict]], level: float = SEED_LEVEL) -> list[d
 # ---------------------------------------------------------------------------------------------------------------
 # power-law fits
 # ---------------------------------------------------------------------------------------------------------------
-def fit_power_law(k, y, se=None) -> dict:
-    r"""Least-squares fit log y = log A + b log k (weighted by (y/se)² when standard errors are given).
+def power_law_record(k, y, se=None) -> dict:
+    r"""The growth-convention fit :math:`y = A\,k^{b}` of :func:`numerics.fitting.fit_power_law` (``decay=False``,
+    95% Student-t interval with m - 2 degrees of freedom, weights :math:`(y/\mathrm{se})^2` when standard errors
+    are given), as the dict the experiments store: ``{"exponent", "se", "ci", "prefactor", "k"}``.
 
-    Returns exponent b, its standard error (residual-scaled, the larger of the model-based and the scatter-based
-    value when se is given), a 95% interval b ± t_{0.975, m-2}·se (m = number of points; with m = 2 the interval is
-    the exact line and se is NaN), and the prefactor A.  Non-positive values are rejected (ValueError).
+    Standard errors are used only when every one is finite and > 0 (else the fit is unweighted).  With m = 2
+    points there is no degree of freedom for an interval: the exponent and prefactor are those of the line through
+    the two points, ``se`` and ``ci`` are NaN (the cnn_layers pooling stage at the test sizes has two layers).
+    Non-positive or non-finite values are rejected (ValueError).
     """
-    from scipy import stats
-
     k = np.asarray(k, dtype=np.float64)
     y = np.asarray(y, dtype=np.float64)
     if k.shape != y.shape or k.ndim != 1 or len(k) < 2:
         raise ValueError(f"k and y must be 1-d arrays of equal length >= 2, got {k.shape} and {y.shape}")
     if np.any(k <= 0) or np.any(y <= 0) or not np.all(np.isfinite(y)):
-        raise ValueError("fit_power_law needs k > 0 and finite y > 0 (log-log fit)")
-    X = np.stack([np.ones_like(k), np.log(k)], 1)
-    ly = np.log(y)
+        raise ValueError("power_law_record needs k > 0 and finite y > 0 (log-log fit)")
+    if len(k) == 2:
+        if k[0] == k[1]:
+            raise ValueError(f"k must hold 2 distinct values, got {k}")
+        b = float(np.log(y[1] / y[0]) / np.log(k[1] / k[0]))
+        nan = float("nan")
+        return {"exponent": b, "se": nan, "ci": [nan, nan], "prefactor": float(y[0] / k[0] ** b), "k": k.tolist()}
     if se is not None:
-        rel = np.asarray(se, dtype=np.float64) / y
-        w = np.where(np.isfinite(rel) & (rel > 0), 1.0 / np.maximum(rel, 1e-12) ** 2, np.nan)
-        w = np.where(np.isfinite(w), w, np.nanmax(w) if np.any(np.isfinite(w)) else 1.0)
-    else:
-        w = np.ones_like(k)
-    W = np.diag(w)
-    cov_unit = np.linalg.inv(X.T @ W @ X)
-    beta = cov_unit @ X.T @ W @ ly
-    m = len(k)
-    if m > 2:
-        resid = ly - X @ beta
-        s2 = float(resid @ W @ resid) / (m - 2)
-        scale = max(s2, 1.0) if se is not None else s2
-        b_se = math.sqrt(cov_unit[1, 1] * scale)
-        t = float(stats.t.ppf(0.975, m - 2))
-        ci = (beta[1] - t * b_se, beta[1] + t * b_se)
-    else:
-        b_se, ci = float("nan"), (float("nan"), float("nan"))
-    return {"exponent": float(beta[1]), "se": b_se, "ci": [float(ci[0]), float(ci[1])],
-            "prefactor": float(math.exp(beta[0])), "k": k.tolist()}
+        se = np.asarray(se, dtype=np.float64)
+        if se.shape != y.shape or not np.all(np.isfinite(se) & (se > 0)):
+            se = None
+    f = fit_power_law(k, y, se, level=0.95, interval="t", decay=False)
+    return {"exponent": f.exponent, "se": f.se, "ci": [float(f.ci[0]), float(f.ci[1])], "prefactor": f.prefactor,
+            "k": k.tolist()}
 
 
 def monotone_trend(k, y, *, sign: int) -> dict:
