@@ -41,9 +41,10 @@ def _errbar(ax, layers, q, **kw):
 
 def _plain_log_axes(ax, x: bool = True, y: bool = True) -> None:
     """Log axes with plain-number tick labels (the ranges here span one or two decades)."""
-    from matplotlib.ticker import FixedLocator, FuncFormatter, NullFormatter, NullLocator
+    from matplotlib.ticker import (FixedLocator, FuncFormatter, LogLocator, MaxNLocator, NullFormatter,
+                                   NullLocator)
 
-    fmt = FuncFormatter(lambda v, _: f"{v:g}")
+    fmt = FuncFormatter(lambda v, _: f"{v:.3g}")
     for on, axis in ((x, ax.xaxis), (y, ax.yaxis)):
         if on:
             lo, hi = axis.get_view_interval()
@@ -53,6 +54,11 @@ def _plain_log_axes(ax, x: bool = True, y: bool = True) -> None:
                     ticks = [t for t in ticks if t in (1, 2, 3, 5, 7, 10, 15, 20, 30, 50, 70, 100)]
                 axis.set_major_locator(FixedLocator(ticks))
                 axis.set_minor_locator(NullLocator())
+            elif 0 < lo < hi and hi / lo < 30:  # within about a decade: label 1, 2, 5 x 10^n, not only 10^n,
+                loc = LogLocator(base=10, subs=(1.0, 2.0, 5.0))  # or evenly spaced values in a narrow range
+                if sum(lo <= t <= hi for t in loc.tick_values(lo, hi)) < 3:
+                    loc = MaxNLocator(nbins=5)
+                axis.set_major_locator(loc)
             axis.set_major_formatter(fmt)
             axis.set_minor_formatter(NullFormatter())
 
