@@ -135,3 +135,40 @@ def test_ctrl_c_inline_keeps_the_finished_units(tmp_path):
                     log=lambda m: None)
     assert rep.interrupted and rep.outcomes[0].status == "not run"
     assert not list((tmp_path / "swallow" / "units").glob("*.json"))
+
+
+# ----------------------------------------------------------------------------------------------------------
+# the command-line tools
+# ----------------------------------------------------------------------------------------------------------
+def test_compare_local_jobs_give_the_inline_rows_and_rerun_redoes_nothing(tmp_path, capsys):
+    from verify.compare import main
+
+    argv = ["--size", "tiny", "--only", "handcrafted"]
+    assert main([*argv, "--out", str(tmp_path / "inline")]) == 0
+    assert main([*argv, "--executor", "local", "--out", str(tmp_path / "local")]) == 0
+    a = json.loads((tmp_path / "inline" / "results.json").read_text())
+    b = json.loads((tmp_path / "local" / "results.json").read_text())
+    assert a["rows"] == b["rows"] and a["experiments"][0]["data"] == b["experiments"][0]["data"]
+    assert b["meta"]["executor"] == "local" and "1 run" in b["meta"]["jobs"]
+    assert list((tmp_path / "local" / "logs").glob("*_log.err"))  # the job's log under --out
+    assert sorted(b["experiments"][0]["figures"]) == sorted(a["experiments"][0]["figures"])
+    assert all((tmp_path / "local" / f).is_file() for f in b["experiments"][0]["figures"])
+    unit = next((tmp_path / "local" / "units").glob("handcrafted-*.json"))
+    stamp = unit.stat().st_mtime_ns
+    capsys.readouterr()
+    assert main([*argv, "--executor", "local", "--out", str(tmp_path / "local")]) == 0
+    assert "0 run, 1 reused" in capsys.readouterr().err and unit.stat().st_mtime_ns == stamp
+    c = json.loads((tmp_path / "local" / "results.json").read_text())
+    assert c["rows"] == a["rows"]
+    # another seed in the same folder: refused, exit 2 naming --out
+    assert main([*argv, "--seed", "1", "--executor", "local", "--out", str(tmp_path / "local")]) == 2
+    assert "--out" in capsys.readouterr().err
+
+
+def test_compare_and_measure_refuse_slurm_without_a_cluster(tmp_path, capsys, monkeypatch):
+    from verify.compare import main
+
+    monkeypatch.setenv("PATH", str(tmp_path))
+    assert main(["--only", "handcrafted", "--executor", "slurm", "--out", str(tmp_path / "o")]) == 2
+    assert "--executor: slurm: no SLURM cluster here" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()

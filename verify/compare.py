@@ -27,8 +27,8 @@ ROW_KEYS = ("experiment", "quantity", "predicted", "measured", "tolerance", "ver
 VERDICTS = ("pass", "fail", "info")
 COLUMNS = ("experiment", "quantity", "predicted", "measured", "tolerance", "verdict")
 
-__all__ = ["validate_record", "guard_verdicts", "format_table", "exit_code", "run_experiments", "write_results",
-           "main"]
+__all__ = ["validate_record", "guard_verdicts", "format_table", "exit_code", "run_experiments", "run_experiment_unit",
+           "write_results", "main"]
 
 
 def validate_record(record: dict) -> dict:
@@ -179,6 +179,58 @@ def run_experiments(names: list[str], *, quick: bool, out_dir: Path, seed: int, 
     return records, False
 
 
+def run_experiment_unit(*, name: str, quick: bool, size: str | None, seed: int, device: str, out_dir: str) -> dict:
+    """One unit of ``--executor local|slurm`` (:mod:`verify.jobs`): the experiment ``name`` of
+    :data:`verify.experiments.EXPERIMENTS` run as :func:`run_experiments` runs it (an exception is a "fail" row, a
+    missing dependency an "info" row), its figures written to ``out_dir``; returns its record (strict JSON) with
+    ``"files"``, what it wrote in ``out_dir``. Ctrl-C (also one the experiment caught) is a KeyboardInterrupt: an
+    unfinished experiment gets no record."""
+    from verify.experiments.common import jsonable
+
+    status: dict = {}
+    records, interrupted = run_experiments([name], quick=quick, out_dir=Path(out_dir), seed=seed, device=device,
+                                           size=size, status=status)
+    if interrupted:
+        raise KeyboardInterrupt(f"{name} was interrupted")
+    rec = records[0]
+    rec["files"] = [f for f in status["files"].get(name, []) if f.split("/")[0] not in ("units", "logs")]
+    return jsonable(rec)
+
+
+def _run_jobs(args, names: list[str], device: str, jobs_opts: dict, threads: int | None) -> tuple[list, bool, dict]:
+    """``--executor local|slurm``: one unit per experiment (its training seeds run inside it, seeded by --seed);
+    records read back from ``--out/units/`` in the order of ``names``. Returns (records, interrupted, status) like
+    :func:`run_experiments`; a job that died gives its experiment a "fail" row naming the job's log."""
+    from verify.jobs import Unit, run_units
+
+    size = args.size
+    config = {"tool": TOOL, "quick": args.quick, "size": size or ("quick" if args.quick else "full"),
+              "seed": args.seed, "device": device}
+    units = [Unit(n, "verify.compare:run_experiment_unit",
+                  dict(name=n, quick=args.quick, size=size, seed=args.seed, device=device,
+                       out_dir=str(Path(args.out).resolve()))) for n in names]
+    report = run_units(units, args.out, config=config, threads=threads, **jobs_opts)
+    records, status = [], {"finished": [], "files": {}, "not_run": [], "interrupted_during": None}
+    for o in report.outcomes:
+        name = o.unit.params["name"]
+        if o.status == "done":
+            rec = dict(o.result)
+            status["files"][name] = rec.pop("files", [])
+        elif o.status == "failed":
+            rec = {"name": name, "figures": [], "data": {"error": (o.error or "")[-4000:], "log": o.log},
+                   "rows": [{"experiment": name, "quantity": "experiment ran", "predicted": "yes",
+                             "measured": "job failed", "tolerance": None, "verdict": "fail",
+                             "note": f"the job ended without a result; log: {o.log}"}]}
+        else:
+            status["not_run"].append(name)
+            continue
+        records.append(rec)
+        status["finished"].append(name)
+    status["jobs"] = report.summary()
+    print(f"[verify.compare] {report.summary()}", file=sys.stderr)
+    return records, report.interrupted, status
+
+
 def write_results(records: list[dict], out_dir: Path, meta: dict) -> Path:
     """Write ``out_dir/results.json`` atomically: {"meta": …, "rows": [all rows], "experiments": [records]}."""
     from verify.outputs import atomic_write_text
@@ -212,6 +264,9 @@ def _parser(names: list[str]) -> argparse.ArgumentParser:
                         "sizes gain nothing from more, and oversubscribed cores slow them down 10-40x), else "
                         "torch's default")
     p.add_argument("--list", action="store_true", help="list the experiments and exit")
+    from verify.jobs import add_executor_arguments
+
+    add_executor_arguments(p, unit="experiment")
     return p
 
 
@@ -226,7 +281,10 @@ def main(argv: list[str] | None = None, *, registry: dict[str, Callable] | None 
     from verify.outputs import check_manifest, prepare_out_dir
     from verify.specs import SpecError
 
+    from verify.jobs import executor_options
+
     try:  # before any work: a bad --out must not cost a run
+        args.jobs = executor_options(args)
         args.out = prepare_out_dir(args.out)
         check_manifest(args.out, TOOL)
     except SpecError as exc:
@@ -248,9 +306,11 @@ def main(argv: list[str] | None = None, *, registry: dict[str, Callable] | None 
         except RuntimeError as exc:
             print(f"error: --device {device!r}: {exc}", file=sys.stderr)
             return 2
-        if dev.type == "cuda" and not torch.cuda.is_available():
+        if dev.type == "cuda" and not torch.cuda.is_available() and args.executor != "slurm":  # slurm: the jobs'
             print(f"error: --device {device!r}: torch sees no CUDA device (use cpu)", file=sys.stderr)
             return 2
+    elif args.executor == "slurm" and args.gpus_per_job > 0 and not args.quick:
+        device = "cuda"  # the jobs' GPUs, not this (login) machine's
     else:
         device = "cpu" if args.quick else ("cuda" if torch.cuda.is_available() else "cpu")
     if args.seed < 0:
@@ -280,8 +340,23 @@ def _main(args, names, device, registry, argv) -> int:
             "started": time.strftime("%Y-%m-%dT%H:%M:%S")}
     t0 = time.perf_counter()
     status: dict = {}
-    records, interrupted = run_experiments(names, quick=args.quick, out_dir=args.out, seed=args.seed, device=device,
-                                           registry=registry, size=args.size, status=status)
+    meta["executor"] = args.executor
+    if args.executor == "inline":
+        records, interrupted = run_experiments(names, quick=args.quick, out_dir=args.out, seed=args.seed,
+                                               device=device, registry=registry, size=args.size, status=status)
+    else:
+        from verify.specs import SpecError
+
+        # each job's torch threads: --threads, else what an inline run uses (1 with --quick on the CPU), else
+        # --cpus-per-job
+        quick_cpu = args.quick and torch.device(device).type == "cpu"
+        threads = args.threads if args.threads is not None else (1 if quick_cpu else args.jobs["cpus_per_job"])
+        try:
+            records, interrupted, status = _run_jobs(args, names, device, args.jobs, threads)
+        except SpecError as exc:  # unit files of another configuration in --out
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        meta["jobs"] = status["jobs"]
     meta["seconds"] = time.perf_counter() - t0
     meta["interrupted"] = interrupted
     meta["experiments"] = {"requested": list(names), "finished": status["finished"],

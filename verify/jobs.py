@@ -238,12 +238,12 @@ def check_units(out_dir: Any, config: Mapping, *, flag: str = "--out") -> dict[s
 # one unit (runs in the job process, or in this one)
 # ----------------------------------------------------------------------------------------------------------
 def _set_threads(threads: int | None) -> None:
-    """In a job: torch's CPU threads (the BLAS / numba thread variables are exported before Python starts, see
-    :func:`_make_executor`; set here too for libraries imported later)."""
+    """In a job: torch's CPU threads (what the command-line tools set in their own process). The numba / BLAS
+    thread counts are inherited from the environment, as inline: parallel reductions in numba kernels depend on the
+    thread count in the last bits, so a job keeps the inline run's numbers only with the same count (export
+    ``NUMBA_NUM_THREADS`` / ``OMP_NUM_THREADS`` before the run to limit them for many parallel jobs)."""
     if threads is None:
         return
-    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMBA_NUM_THREADS"):
-        os.environ.setdefault(var, str(threads))
     import torch
 
     torch.set_num_threads(int(threads))
@@ -254,7 +254,7 @@ def execute_unit(unit: Mapping, out_dir: str, config: Mapping, *, sys_path: Sequ
     """Run one unit (``unit``: :meth:`Unit.as_dict`) and write ``out_dir/units/KEY.json`` atomically with status
     ``"done"``; return ``{"key", "seconds"}``. This is the function a job runs: ``sys_path`` entries of the
     submitting process missing here are appended (its own modules import the same way), ``threads`` sets the
-    job's torch / BLAS / numba threads. Exceptions propagate (the job fails; its log holds the traceback); a SIGINT
+    job's torch threads. Exceptions propagate (the job fails; its log holds the traceback); a SIGINT
     while the unit runs is a KeyboardInterrupt and writes nothing, also when the unit caught it and returned."""
     for p in sys_path:
         if p not in sys.path:
@@ -318,7 +318,8 @@ def run_units(units: Sequence[Unit], out_dir: Any, *, config: Mapping, executor:
     partition, time_limit, cpus_per_job, gpus_per_job, mem_gb : SLURM resources per job (``time_limit`` in
         minutes, also the local jobs' time limit; default 7 days); ``slurm_args``: further ``sbatch`` options
         (``{"account": "abc", "qos": "long"}``).
-    threads : torch / BLAS / numba threads in each job (None: leave them; inline: this process is not changed).
+    threads : torch threads in each job (None: torch's default; inline: this process is not changed); see
+        :func:`_set_threads` for numba / BLAS.
     log : where progress messages go (default: stderr).
     """
     if log is None:
@@ -424,14 +425,9 @@ def _make_executor(executor, logs, *, partition, time_limit, cpus_per_job, gpus_
     import submitit
 
     minutes = float(time_limit) if time_limit is not None else float(_DEFAULT_TIME_LIMIT)
-    setup = [f"export {v}={int(threads)}" for v in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS",
-                                                     "NUMBA_NUM_THREADS")] if threads is not None else []
     if executor == "local":
         ex = submitit.LocalExecutor(folder=logs)
-        params = dict(timeout_min=minutes, gpus_per_node=gpus_per_job)
-        if setup:
-            params["setup"] = setup
-        ex.update_parameters(**params)
+        ex.update_parameters(timeout_min=minutes, gpus_per_node=gpus_per_job)
         return ex
     ex = submitit.AutoExecutor(folder=logs, cluster="slurm")
     params = dict(timeout_min=int(max(1, round(minutes))), cpus_per_task=cpus_per_job, gpus_per_node=gpus_per_job,
@@ -442,8 +438,6 @@ def _make_executor(executor, logs, *, partition, time_limit, cpus_per_job, gpus_
         params["mem_gb"] = mem_gb
     if array_parallelism is not None:
         params["slurm_array_parallelism"] = array_parallelism
-    if setup:
-        params["slurm_setup"] = setup
     if slurm_args:
         params["slurm_additional_parameters"] = dict(slurm_args)
     ex.update_parameters(**params)
