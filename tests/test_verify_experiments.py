@@ -340,7 +340,9 @@ def test_cnn_layers_seed_rule():
     # the seed-mean layers still grow
     bad = [good[0], good[1], _seed_layers(list(k ** -2.0), list(k ** -1.0), list(k ** -0.5))]
     rows, _ = cnn_layers.analyse(2, P2, bad, init, None, None, [0.0] * 3)
-    assert next(r for r in rows if r["quantity"].startswith("2D G_k grows"))["verdict"] == "fail"
+    g_row = next(r for r in rows if r["quantity"].startswith("2D G_k grows"))
+    assert g_row["verdict"] == "fail"
+    assert g_row["note"].startswith("per seed rho +1.00, +1.00, -1.00") and "seed index [2]" in g_row["note"]
     assert next(r for r in rows if r["quantity"].startswith("2D D_k falls"))["verdict"] == "pass"
     holed = [_seed_layers(list(k ** -2.0), list(k ** -1.0), list(k ** 1.0)) for _ in range(3)]
     holed[1][2]["G"] = float("nan")

@@ -45,6 +45,19 @@ def test_architectures_analysis_passes_on_the_papers_picture():
     assert summ["correlations"]["R"]["rho"] == pytest.approx(1.0)
     assert summ["correlations"]["R"]["p"] == pytest.approx(1 / math.factorial(6))   # exact, 6 architectures
     assert all(r["verdict"] == "info" for r in rows if "(c)" in r["quantity"] or "test error, R_f" in r["quantity"])
+    assert "weak" not in next(r for r in rows if "(a)" in r["quantity"])["note"]
+
+
+def test_architectures_weak_ranking_is_said_in_the_note():
+    # seeds that agree closely, and test-error ranks 3 1 2 6 4 5 against R_f ranks 1..6 (rho = 0.66): the bootstrap
+    # over seeds stays above 0 while the exact permutation p over 6 architectures is about 0.1; the note says so
+    zoo = _zoo(jitter=0.01)
+    rank = dict(zip(A.ARCHITECTURES, (3, 1, 2, 6, 4, 5)))
+    per = {a: [dict(r, test_err=0.01 * rank[a] * (1 + 0.01 * j)) for j, r in enumerate(zoo[a])] for a in zoo}
+    rows, summ = A.analyse(per, n_boot=300, seed=0)
+    row = next(r for r in rows if "(a)" in r["quantity"])
+    assert summ["correlations"]["R"]["p"] >= 0.05, summ["correlations"]["R"]
+    assert row["verdict"] == "pass" and "itself weak" in row["note"], row
 
 
 def test_architectures_analysis_fails_when_the_picture_is_reversed():

@@ -377,6 +377,9 @@ def analyse(per_arch: dict[str, list[dict]], *, n_boot: int = N_BOOT_RHO, seed: 
         verdict = interval_verdict({"ci": c["ci"]}, above=0.0)
         note = (f"{len(archs)} architectures ({', '.join(LABELS.get(a, a) for a in archs)}), {n_seeds} seeds each; "
                 f"95% bootstrap over seeds; exact permutation p over architectures = {c['p']:.3g}")
+    if verdict == "pass" and not c["p"] < 0.05:
+        note += ("; the ranking across these architectures is itself weak (permutation p >= 0.05): the interval "
+                 "holds the seed-to-seed variation with the architectures fixed")
     if verdict == "fail" and n_seeds >= 2:
         note += ("; not established here: " + ("the ranking is reversed" if c["rho"] < 0 else
                                                "the interval over seeds reaches 0"))

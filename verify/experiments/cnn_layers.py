@@ -129,7 +129,11 @@ def analyse(dim: int, p: dict, trained: list, init: list, theory: list[dict] | N
             fits[q]["trend_seeds"] = {"rho": iv, "p": [t["p"] if t is not None else None for t, _ in per_seed]}
             slope = f"; log-log slope {fmt(f_all['exponent'], f_all['ci'])}" if f_all is not None else ""
             verdict = interval_verdict(iv, below=0.0) if sign < 0 else interval_verdict(iv, above=0.0)
-            note = noclaim
+            note = f"per seed rho {', '.join(f'{r:+.2f}' for r in rhos)}"
+            if verdict == "fail":
+                against = [i for i, r in enumerate(rhos) if not sign * r > 0]
+                note += ("; not established: the interval over seeds reaches 0" +
+                         (f" (seed index {against} against the prediction)" if against else ""))
             if bad:
                 verdict, note = "fail", f"no finite {q}_k at layers {bad} in some seed"
             rows.append(make_row(exp, quantity, pred, f"rho={fmt_seeds(iv, 2)}{slope}",
