@@ -172,3 +172,17 @@ def test_compare_and_measure_refuse_slurm_without_a_cluster(tmp_path, capsys, mo
     assert main(["--only", "handcrafted", "--executor", "slurm", "--out", str(tmp_path / "o")]) == 2
     assert "--executor: slurm: no SLURM cluster here" in capsys.readouterr().err
     assert not (tmp_path / "o").exists()
+
+
+def test_spherical_sweep_points_as_local_jobs_give_bit_identical_exponents(tmp_path):
+    from verify.spherical import sweep
+
+    kw = dict(ds=(3,), Ps=(16, 32, 64), seeds=1, P_test=200, progress=False)
+    inline = sweep(**kw)
+    local = sweep(**kw, jobs={"executor": "local", "progress": False}, out_dir=tmp_path)
+    assert local["fits"] == inline["fits"]  # exponents, intervals, S fits: bit for bit
+    drop = lambda recs: [{k: v for k, v in r.items() if k != "lp_seconds"} for r in recs]  # noqa: E731
+    assert drop(local["records"]) == drop(inline["records"])
+    assert len(list((tmp_path / "units").glob("d3_P*_s0-*.json"))) == 3 and list((tmp_path / "logs").glob("*.err"))
+    again = sweep(**kw, jobs={"executor": "local", "progress": False, "log": lambda m: None}, out_dir=tmp_path)
+    assert again["fits"] == inline["fits"]

@@ -50,7 +50,8 @@ from theory.arguments import check_choice, check_flag, check_int, check_real
 from verify.outputs import caused_by_interrupt
 
 __all__ = ["TwoLayerReLU", "symmetric_init", "TrainResult", "train", "empirical_ntk", "krr_predict", "KRR_WEIGHTS",
-           "network_atoms", "qmc_sphere", "ntk_check", "lazy_vs_krr", "trained_regimes", "sweep", "run", "main",
+           "network_atoms", "qmc_sphere", "ntk_check", "lazy_vs_krr", "trained_regimes", "sweep", "sweep_point", "run",
+           "main",
            "Interrupted"]
 
 DTYPE = torch.float64
@@ -595,9 +596,65 @@ def _rotation_S(fn, x, theta, seed):
     return rotation_stability(fn, x, theta, n_rotations=2, errors="se", seed=seed)
 
 
+def sweep_point(*, d: int, P: int, s: int, seed: int = 0, P_test: int = 4000, dict_factor: float = 4,
+                target: str = "constant", smoothness: float | None = None, theta: float = 0.5,
+                refine: int = 0) -> dict:
+    """One point of :func:`sweep`: training set ``s`` of size ``P`` in dimension ``d`` (data, dictionary and
+    rotations from ``SeedSequence([seed, d, P, s])``); test MSE, S and atoms of the feature (min-L1) and lazy (NTK
+    regression) predictors. A unit of ``python -m verify.spherical --executor local|slurm``."""
+    ss = np.random.SeedSequence([seed, d, P, s])
+    rd, rdict, rrot = [np.random.default_rng(c) for c in ss.spawn(3)]
+    D = make_dataset(P, d, target=target, smoothness=smoothness, P_test=P_test, seed=rd)
+    dirs = sample_sphere(int(dict_factor * P), d, seed=rdict)
+    t1 = time.perf_counter()
+    sol = min_l1_interpolant(D.x, D.y, dirs, refine=refine, seed=rdict)
+    tf = time.perf_counter() - t1
+    K = th.ntk(D.x)
+    a = np.linalg.solve(K, D.y)
+    lazy = lambda z, a=a, X=D.x: th.ntk(np.asarray(z), X) @ a  # noqa: E731
+    pf, pl = sol(D.x_test), lazy(D.x_test)
+    ef, el = float(np.mean((pf - D.y_test) ** 2)), float(np.mean((pl - D.y_test) ** 2))
+    xs = D.x_test[: min(1000, P_test)]
+    Sf = _rotation_S(sol, xs, theta, rrot)
+    Sl = _rotation_S(lazy, xs, theta, rrot)
+    atoms_f = count_atoms(sol.directions, sol.coef, x=D.x)
+    Phi = np.maximum(D.x @ dirs.T, 0)
+    c2 = Phi.T @ np.linalg.lstsq(Phi @ Phi.T, D.y, rcond=None)[0]  # min-L2 interpolant on the same dictionary
+    atoms_l = count_atoms(dirs, c2, x=D.x)
+    return dict(d=d, P=P, seed=s, err_feature=ef, err_lazy=el, var_feature=float(np.var(pf)),
+                var_lazy=float(np.var(pl)), S_feature=Sf.value, S_feature_se=Sf.se, S_lazy=Sl.value,
+                S_lazy_se=Sl.se, atoms_feature=atoms_f.n_atoms, atoms_feature_eff=atoms_f.n_effective,
+                atoms_l2=atoms_l.n_atoms, dictionary=int(dict_factor * P), l1=sol.l1,
+                vertex=sol.vertex, lp_seconds=tf)
+
+
+def _sweep_jobs(it, point: dict, jobs: dict, out_dir) -> list[dict]:
+    """The points ``it`` as units of :mod:`verify.jobs` (one job each); their records, read back from the unit
+    files, in the order of ``it``."""
+    from verify.jobs import Unit, run_units
+
+    if out_dir is None:
+        raise ValueError("sweep(jobs=...) needs out_dir (the unit files and job logs go there)")
+    units = [Unit(f"d{d}_P{P}_s{s}", "verify.spherical:sweep_point", dict(d=d, P=P, s=s, **point))
+             for d, P, s in it]
+    # the configuration: a point is determined by its own parameters (so sizes that share points share units)
+    config = {"tool": TOOL, "unit": "sweep_point", "seed": point["seed"], "target": point["target"],
+              "refine": point["refine"]}
+    report = run_units(units, out_dir, config=config, **jobs)
+    recs = [o.result for o in report.outcomes if o.status == "done"]
+    if report.interrupted:
+        raise Interrupted(f"the sweep's jobs, after {len(recs)} of {len(units)} points", dict(records=recs))
+    if report.failed:
+        raise RuntimeError(f"{len(report.failed)} of {len(units)} sweep points failed (the others are saved in "
+                           f"{out_dir}/units; a rerun redoes only these): "
+                           + "; ".join(f"{o.unit.name} (log: {o.log})" for o in report.failed))
+    return recs
+
+
 def sweep(*, ds=(3, 5), Ps=(64, 128, 256, 512, 1024, 2048), seeds: int = 3, P_test: int = 4000,
           dict_factor: float = 4, target: str = "constant", smoothness: float | None = None,
-          theta: float = 0.5, refine: int = 0, seed: int = 0, progress: bool = True) -> dict:
+          theta: float = 0.5, refine: int = 0, seed: int = 0, progress: bool = True, jobs: dict | None = None,
+          out_dir=None) -> dict:
     r"""Learning curves of the lazy (ridgeless NTK regression) and feature (min-L1 interpolant over a dictionary of
     ``dict_factor * P`` uniform directions = the L1-trained network of that width at ``lambda -> 0+``) predictors.
 
@@ -606,6 +663,11 @@ def sweep(*, ds=(3, 5), Ps=(64, 128, 256, 512, 1024, 2048), seeds: int = 3, P_te
     version of the random-feature limit, uses every direction).  Exponents fitted per (d, regime).  ``refine``:
     column-generation rounds towards the continuous (moving-neuron) min-L1 problem, see
     :func:`numerics.atoms.min_l1_interpolant` (slower; same exponent, ~2x larger error in our checks).
+
+    Each (d, P, seed) point is :func:`sweep_point`, seeded by ``SeedSequence([seed, d, P, s])`` alone. ``jobs``
+    (keyword arguments of :func:`verify.jobs.run_units`: ``executor``, cluster options): one unit (job) per point,
+    written to ``out_dir/units/`` (a rerun skips the finished points; a failed point is a RuntimeError naming the
+    job logs, after the other points finished); the same numbers as without.
     """
     for d in ds:
         check_int(d, "d", 2)
@@ -614,51 +676,33 @@ def sweep(*, ds=(3, 5), Ps=(64, 128, 256, 512, 1024, 2048), seeds: int = 3, P_te
     check_int(seeds, "seeds", 1)
     _check_dict_factor(dict_factor)
     nu = math.inf if target != "grf" else float(smoothness)
-    recs = []
     it = [(d, P, s) for d in ds for P in Ps for s in range(seeds)]
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
-        bar = tqdm(total=len(it), desc="spherical sweep")
+    point = dict(P_test=P_test, dict_factor=dict_factor, target=target, smoothness=smoothness, theta=theta,
+                 refine=refine, seed=seed)
     t0 = time.perf_counter()
-    try:
-        for d, P, s in it:
-            ss = np.random.SeedSequence([seed, d, P, s])
-            rd, rdict, rrot = [np.random.default_rng(c) for c in ss.spawn(3)]
-            D = make_dataset(P, d, target=target, smoothness=smoothness, P_test=P_test, seed=rd)
-            dirs = sample_sphere(int(dict_factor * P), d, seed=rdict)
-            t1 = time.perf_counter()
-            sol = min_l1_interpolant(D.x, D.y, dirs, refine=refine, seed=rdict)
-            tf = time.perf_counter() - t1
-            K = th.ntk(D.x)
-            a = np.linalg.solve(K, D.y)
-            lazy = lambda z, a=a, X=D.x: th.ntk(np.asarray(z), X) @ a  # noqa: E731
-            pf, pl = sol(D.x_test), lazy(D.x_test)
-            ef, el = float(np.mean((pf - D.y_test) ** 2)), float(np.mean((pl - D.y_test) ** 2))
-            xs = D.x_test[: min(1000, P_test)]
-            Sf = _rotation_S(sol, xs, theta, rrot)
-            Sl = _rotation_S(lazy, xs, theta, rrot)
-            atoms_f = count_atoms(sol.directions, sol.coef, x=D.x)
-            Phi = np.maximum(D.x @ dirs.T, 0)
-            c2 = Phi.T @ np.linalg.lstsq(Phi @ Phi.T, D.y, rcond=None)[0]  # min-L2 interpolant on the same dictionary
-            atoms_l = count_atoms(dirs, c2, x=D.x)
-            recs.append(dict(d=d, P=P, seed=s, err_feature=ef, err_lazy=el, var_feature=float(np.var(pf)),
-                             var_lazy=float(np.var(pl)), S_feature=Sf.value, S_feature_se=Sf.se, S_lazy=Sl.value,
-                             S_lazy_se=Sl.se, atoms_feature=atoms_f.n_atoms, atoms_feature_eff=atoms_f.n_effective,
-                             atoms_l2=atoms_l.n_atoms, dictionary=int(dict_factor * P), l1=sol.l1,
-                             vertex=sol.vertex, lp_seconds=tf))
+    if jobs is not None:
+        recs = _sweep_jobs(it, point, jobs, out_dir)
+    else:
+        recs = []
+        bar = None
+        if progress:
+            from tqdm.auto import tqdm
+            bar = tqdm(total=len(it), desc="spherical sweep")
+        try:
+            for d, P, s in it:
+                recs.append(sweep_point(d=d, P=P, s=s, **point))
+                if bar is not None:
+                    bar.update(1)
+                    bar.set_postfix(d=d, P=P)
+        except (KeyboardInterrupt, SystemError) as exc:  # SystemError: Ctrl-C inside a numba kernel
+            if not caused_by_interrupt(exc):
+                raise
+            raise Interrupted(f"the sweep, after {len(recs)} of {len(it)} points",
+                              dict(records=recs, ds=list(ds), Ps=list(Ps), seeds=seeds, target=target,
+                                   seconds=time.perf_counter() - t0)) from None
+        finally:
             if bar is not None:
-                bar.update(1)
-                bar.set_postfix(d=d, P=P)
-    except (KeyboardInterrupt, SystemError) as exc:  # SystemError: Ctrl-C inside a numba kernel (caused_by_interrupt)
-        if not caused_by_interrupt(exc):
-            raise
-        raise Interrupted(f"the sweep, after {len(recs)} of {len(it)} points",
-                          dict(records=recs, ds=list(ds), Ps=list(Ps), seeds=seeds, target=target,
-                               seconds=time.perf_counter() - t0)) from None
-    finally:
-        if bar is not None:
-            bar.close()
+                bar.close()
     fits = {}
     for d in ds:
         for reg, key in (("lazy", "err_lazy"), ("feature", "err_feature")):
@@ -846,7 +890,7 @@ def _neuron_figure(tr: dict, out_dir: pathlib.Path) -> str:
 
 
 def run(*, quick: bool, out_dir: pathlib.Path, seed: int = 0, device: str = "cpu", size: str | None = None,
-        progress: bool = False, refine: int = 0) -> dict:
+        progress: bool = False, refine: int = 0, jobs: dict | None = None) -> dict:
     """``verify.compare`` experiment record (contract: :func:`verify.compare.validate_record`): exponents, atoms, S,
     NTK and lazy checks.
 
@@ -858,6 +902,7 @@ def run(*, quick: bool, out_dir: pathlib.Path, seed: int = 0, device: str = "cpu
     statement, so over a finite range the finite-P slope is the prediction under test: it carries the verdict and the
     asymptotic row is "info" (without a finite-P curve, e.g. for GRF targets, the asymptotic row carries it).
     Sizes "quick" and "full" add the trained-network rows of :func:`trained_regimes` (:data:`TRAINED`).
+    ``jobs``: run the sweep's points as jobs (:func:`sweep`'s ``jobs``; unit files under ``out_dir/units``).
     """
     size = size or ("quick" if quick else "full")
     if size not in SIZES:
@@ -870,7 +915,7 @@ def run(*, quick: bool, out_dir: pathlib.Path, seed: int = 0, device: str = "cpu
     data: dict = {}
     stage = ["the sweep"]
     try:
-        rows, figs = _run_stages(size, out_dir, seed, device, refine, progress, data, stage)
+        rows, figs = _run_stages(size, out_dir, seed, device, refine, progress, data, stage, jobs)
     except (KeyboardInterrupt, SystemError) as exc:  # save what finished, then stop
         if not caused_by_interrupt(exc):
             raise
@@ -885,9 +930,10 @@ def run(*, quick: bool, out_dir: pathlib.Path, seed: int = 0, device: str = "cpu
     return dict(name="spherical", rows=rows, data=data, figures=figs)
 
 
-def _run_stages(size, out_dir, seed, device, refine, progress, data: dict, stage: list) -> tuple[list, list]:
+def _run_stages(size, out_dir, seed, device, refine, progress, data: dict, stage: list,
+                jobs: dict | None = None) -> tuple[list, list]:
     """The stages of :func:`run`; ``data`` receives each result as it finishes, ``stage[0]`` names the current one."""
-    sw = sweep(**SIZES[size], seed=seed, refine=refine, progress=progress)
+    sw = sweep(**SIZES[size], seed=seed, refine=refine, progress=progress, jobs=jobs, out_dir=out_dir)
     data["sweep"] = sw
     rows = []
     for key, f in sw["fits"].items():
@@ -961,8 +1007,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--refine", type=int, default=0, help="column-generation rounds (continuous min-L1 limit)")
+    from verify.jobs import UNITS_DIR, LOGS_DIR, add_executor_arguments, executor_options
+
+    add_executor_arguments(ap, unit="(d, P, seed) point of the sweep")
     a = ap.parse_args(argv)
     try:  # every flag before any work
+        jobs = executor_options(a)
         if a.seed < 0:
             raise SpecError("--seed", f"must be >= 0, got {a.seed}")
         if a.refine < 0:
@@ -980,18 +1030,29 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     config = dict(quick=a.quick, size=a.size, seed=a.seed, device=a.device, refine=a.refine)
     before = folder_state(out)
+
+    def written():  # the unit files and job logs stay out of the manifest: a rerun reuses them
+        return [f for f in written_since(out, before) if f.split("/")[0] not in (UNITS_DIR, LOGS_DIR)]
+
     try:
         rec = run(quick=a.quick, out_dir=out, seed=a.seed, device=a.device, size=a.size, progress=True,
-                  refine=a.refine)
+                  refine=a.refine, jobs=None if a.executor == "inline" else jobs)
+    except SpecError as exc:  # unit files of another configuration in --out
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except RuntimeError as exc:  # sweep points whose jobs failed
+        finish_outputs(out, TOOL, config, written(), complete=False)
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt as exc:
-        finish_outputs(out, TOOL, config, written_since(out, before), complete=False)
+        finish_outputs(out, TOOL, config, written(), complete=False)
         where = exc.stage if isinstance(exc, Interrupted) else "the run"
         saved = exc.path if isinstance(exc, Interrupted) else None
         print(f"interrupted (Ctrl-C) during {where}: no verdicts; "
               + (f"what finished is saved in {saved} (\"interrupted\" names the stage)" if saved
                  else "nothing was saved"), file=sys.stderr)
         return 130
-    removed = finish_outputs(out, TOOL, config, written_since(out, before))
+    removed = finish_outputs(out, TOOL, config, written())
     for r in rec["rows"]:
         print(f"{r['verdict']:5s} {r['quantity']:48s} predicted={r['predicted']!s:22s} measured={r['measured']!s:14s} "
               f"{r['tolerance'] or ''}")
