@@ -18,7 +18,7 @@ __getattr__, __dir__, __all__ = lazy_package(__name__, [
     "stability": ["Estimate", "StabilityResult", "relative_stability", "layerwise_stability", "rotation_stability",
                   "matched_noise"],
     "perturbations": ["SweepPoint", "temperature_sweep"],
-    "fitting": ["PowerLawFit", "fit_power_law"],
+    "fitting": ["PowerLawFit", "fit_power_law", "finite_size_ftests"],
     "atoms": ["min_l1_interpolant", "count_atoms"],
     "sphere": ["sample_sphere"],
     "seeds": ["generator"],

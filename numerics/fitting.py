@@ -21,10 +21,11 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 from scipy import stats
+from scipy.optimize import minimize_scalar
 
 from theory.arguments import ArgumentTypeError, ArgumentValueError, check_choice, check_flag, check_real
 
-__all__ = ["INTERVALS", "PowerLawFit", "fit_power_law"]
+__all__ = ["INTERVALS", "PowerLawFit", "fit_power_law", "finite_size_ftests"]
 
 #: interval rules of :func:`fit_power_law`
 INTERVALS = ("t", "z")
@@ -142,3 +143,86 @@ def fit_power_law(P, err, se=None, *, level: float = 0.95, interval: str = "t", 
                       interval_rule=interval, decay=decay, weighted=sa is not None)
     q = fit.quantile(level)
     return PowerLawFit(**{**asdict(fit), "ci": (b - q * b_se, b + q * b_se)})
+
+
+def _profile_correction(y, x, z, beta):
+    """Least squares of ``y = a - beta x + log(1 - b z)``: ``a`` in closed form, ``b < 1/max z`` by a grid and a
+    bounded scalar search, and with ``beta=None`` also ``beta`` (linear for each b). Returns (RSS, b, beta)."""
+    X = np.stack([np.ones_like(x), -x], 1)
+
+    def fit(b):
+        r = y - np.log1p(-b * z)
+        if beta is None:
+            coef = np.linalg.lstsq(X, r, rcond=None)[0]
+            return float(np.sum((r - X @ coef) ** 2)), float(coef[1])
+        r = r + beta * x
+        return float(np.sum((r - r.mean()) ** 2)), float(beta)
+
+    hi = (1 - 1e-9) / z.max()
+    # b -> -inf is the free power law with the exponent shifted by 1/2 (1 - b z ~ |b| P^-1/2): a log-spaced grid on
+    # the negative side reaches it, a linear one resolves the approach to the pole at 1/max z
+    grid = np.unique(np.concatenate([-hi * np.logspace(-3, 6, 300), np.linspace(-hi * 1e-3, hi * (1 - 1e-6), 301)]))
+    i = int(np.argmin([fit(b)[0] for b in grid]))
+    res = minimize_scalar(lambda b: fit(b)[0], bounds=(grid[max(i - 1, 0)], grid[min(i + 1, len(grid) - 1)]),
+                          method="bounded", options=dict(xatol=1e-10))
+    b = float(res.x) if res.fun <= fit(grid[i])[0] else float(grid[i])
+    rss, beta_hat = fit(b)
+    return rss, b, beta_hat
+
+
+def finite_size_ftests(P, err, beta: float) -> dict:
+    r"""Is ``err`` the power law :math:`A P^{-\beta}` with the predicted exponent, or that law with a finite-size
+    correction? Two nested F-tests on the logs of all points (one per seed and size, n in all):
+
+    * pure law :math:`\log \epsilon = a - \beta \log P` against the free power law (exponent fitted):
+
+      .. math:: F = \frac{RSS_0 - RSS_1}{RSS_1 / (n - 2)} \sim F(1, n - 2);
+
+    * the law with a :math:`P^{-1/2}` correction (the :math:`1/k_c` finite-size term),
+      :math:`\epsilon = A P^{-\beta} (1 - b P^{-1/2})` (A, b fitted), against the same with a free exponent:
+
+      .. math:: F = \frac{RSS_c - RSS_3}{RSS_3 / (n - 3)} \sim F(1, n - 3).
+
+    A small p rejects the restricted model (the predicted exponent).
+
+    Parameters
+    ----------
+    P, err : array_like
+        Sizes and errors, the same shape, finite and > 0; at least 5 points on at least 3 sizes.
+    beta : float
+        The predicted exponent.
+
+    Returns
+    -------
+    dict
+        ``n``; ``free_exponent`` (the least-squares exponent of the pure law); ``pure`` and ``corrected``, each
+        with ``F``, ``p`` and ``df``; ``corrected`` also has ``b`` (at the predicted exponent), ``exponent`` and
+        ``b_free`` (the fit of the corrected law with a free exponent; b -> -inf is the free power law).
+
+    References
+    ----------
+    The F-test for nested least-squares models: Seber & Lee, *Linear Regression Analysis*, 2nd ed., sec. 4.3 (the
+    corrected model is linear in log A and the exponent for each b; b is profiled out).
+    """
+    check_real(beta, "beta")
+    P, err = np.asarray(P, dtype=float).ravel(), np.asarray(err, dtype=float).ravel()
+    if P.shape != err.shape or P.size < 5 or len(np.unique(P)) < 3:
+        raise ArgumentValueError("P", f"P, err: need the same shape, >= 5 points and >= 3 distinct sizes, got "
+                                      f"shapes {P.shape} and {err.shape}, {len(np.unique(P))} sizes")
+    _positive_finite(P, "P", "sizes")
+    _positive_finite(err, "err", "errors")
+    n, y, x, z = P.size, np.log(err), np.log(P), P ** -0.5
+    X = np.stack([np.ones_like(x), -x], 1)
+    coef = np.linalg.lstsq(X, y, rcond=None)[0]
+    rss1 = float(np.sum((y - X @ coef) ** 2))
+    r0 = y + beta * x
+    rss0 = float(np.sum((r0 - r0.mean()) ** 2))
+    rssc, b, _ = _profile_correction(y, x, z, beta)
+    rss3, b3, beta3 = _profile_correction(y, x, z, None)
+    rss3 = min(rss3, rssc, rss1)  # the 3-parameter model contains both others (guards the search)
+    F1 = (rss0 - rss1) / (rss1 / (n - 2))
+    F2 = (rssc - rss3) / (rss3 / (n - 3))
+    return dict(n=n, free_exponent=float(coef[1]),
+                pure=dict(F=float(F1), p=float(stats.f.sf(F1, 1, n - 2)), df=[1, n - 2]),
+                corrected=dict(F=float(F2), p=float(stats.f.sf(F2, 1, n - 3)), df=[1, n - 3], b=b,
+                               exponent=beta3, b_free=b3))

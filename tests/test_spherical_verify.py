@@ -273,3 +273,49 @@ def test_silent_failures_now_raise():
         vs.symmetric_init(8, 3, alpha=None)
     with pytest.raises(TypeError, match="^lr must be a real number"):
         vs.train(m, D.x, D.y, lr=None)
+
+
+def _synthetic_sweep(Ps, seeds, law, *, seed=0):
+    """A sweep result (records and whole-range fits) with d = 3 feature errors law(P) x lognormal scatter and lazy
+    errors on their own asymptotic law: the row logic without training anything."""
+    rng = np.random.default_rng(seed)
+    recs = [dict(d=3, P=P, s=s, err_feature=law(P) * math.exp(0.05 * rng.standard_normal()),
+                 err_lazy=P ** -th.beta_lazy(3, math.inf) * math.exp(0.05 * rng.standard_normal()),
+                 S_feature=1.0 / P, S_lazy=0.5 / P) for P in Ps for s in range(seeds)]
+    fits = {f"d3_{reg}": vs.regime_fit(recs, 3, reg, Ps) for reg in ("lazy", "feature")}
+    return dict(records=recs, fits=fits, ds=[3], Ps=list(Ps), target="constant", smoothness=None)
+
+
+def test_window_judges_the_asymptotic_exponent_on_the_top_of_the_range():
+    # errors that bend onto P^-5/2 only at large P (a P^-1/2 correction, as measured at d = 3): over 64..2048 the
+    # slope falls short of 5/2, over 1024..4096 it meets it (seeded: the row logic is under test, not the statistics)
+    Ps = (64, 128, 256, 512, 1024, 2048, 4096)
+    sw = _synthetic_sweep(Ps, 16, lambda P: P ** -2.5 * (1 - P ** -0.5))
+    win = vs.WINDOWS["full"]
+    assert win[(3, "feature")] == dict(verdict=(1024, 4096), info=(64, 2048))
+    assert vs.SIZES["full"]["Ps"] == Ps and vs.SIZES["full"]["seeds"] == 16
+    rows, fits = vs.exponent_rows(sw, win)
+    by = {r["quantity"]: r for r in rows}
+    top = by["beta_feature (d=3), asymptotic P -> inf, judged on P=1024..4096"]
+    assert top["verdict"] == "pass" and top["predicted"] == 2.5
+    assert fits["d3_feature"]["verdict"]["Ps"] == [1024, 2048, 4096]
+    info = by["beta_feature over P=64..2048 (d=3): finite-size F-tests"]
+    assert info["verdict"] == "info" and info["measured"] < 2.48
+    t = fits["d3_feature"]["info"]["ftests"]
+    assert t["n"] == 6 * 16 and t["pure"]["p"] < 1e-6 and t["corrected"]["p"] > 0.05
+    assert t["corrected"]["b"] == pytest.approx(1.0, abs=0.3)
+    # without the window the whole-range fit is tested against the finite-P curve and the asymptotic row is info
+    rows0, fits0 = vs.exponent_rows(sw)
+    assert fits0 == {}
+    asym = [r for r in rows0 if r["quantity"] == "beta_feature (d=3), asymptotic P -> inf"]
+    assert len(asym) == 1 and asym[0]["verdict"] == "info"
+    assert any(r["quantity"].startswith("beta_feature over P=64..4096, finite-P") for r in rows0)
+    # the lazy rows are not windowed
+    assert {r["quantity"] for r in rows if "lazy" in r["quantity"]} == \
+        {r["quantity"] for r in rows0 if "lazy" in r["quantity"]}
+
+
+def test_window_fit_needs_two_sizes():
+    sw = _synthetic_sweep((64, 128, 256), 2, lambda P: P ** -2.5)
+    with pytest.raises(ValueError, match="window"):
+        vs.window_fit(sw, 3, "feature", (100, 200))
