@@ -5,7 +5,7 @@ initialisation of width h = 4096, alpha-trick with alpha = 1, float64, full-batc
 Both runs start from the same weights and stop at the same criterion, train error <(F - y)^2>/<y^2> <= 1e-5 (or
 ``--max-steps``).
 
-* ours: :func:`verify.spherical.train` -- closed-form gradients in a fused numba kernel (each neuron's P
+* ours: :func:`verify.two_layer.train_two_layer` -- closed-form gradients in a fused numba kernel (each neuron's P
   pre-activations recomputed in a buffer, the (P, h) matrix never stored), no autograd graph, adaptive step with
   rejection;
 * baseline: ``torch.nn.Parameter`` + autograd + ``torch.optim.SGD`` at the fixed rate ``lr * h`` (no fusion).
@@ -59,7 +59,7 @@ def main(argv: list[str]) -> dict:
     import numba
 
     from numerics.sphere import make_dataset
-    from verify.spherical import symmetric_init, train
+    from verify.two_layer import symmetric_init, train_two_layer
 
     if a.threads:
         torch.set_num_threads(a.threads)
@@ -68,17 +68,17 @@ def main(argv: list[str]) -> dict:
     D = make_dataset(a.P, a.d, target="constant", P_test=16, seed=a.seed)
     # warm-up: compile the numba kernel outside the timing
     warm = symmetric_init(64, a.d, alpha=a.alpha, seed=a.seed)
-    train(warm, D.x[:32], D.y[:32], max_steps=2)
+    train_two_layer(warm, D.x[:32], D.y[:32], max_steps=2)
 
     ref = symmetric_init(a.h, a.d, alpha=a.alpha, seed=a.seed + 1)
     base_s, base_steps, base_err = _baseline(ref, D.x, D.y, lr=a.lr, tol=a.tol, max_steps=a.max_steps)
 
     m = symmetric_init(a.h, a.d, alpha=a.alpha, seed=a.seed + 1)
-    res = train(m, D.x, D.y, lr=a.lr, loss_tol=a.tol, max_steps=a.max_steps, patience=10 * a.max_steps)
+    res = train_two_layer(m, D.x, D.y, lr=a.lr, loss_tol=a.tol, max_steps=a.max_steps, patience=10 * a.max_steps)
     ours_s = res.seconds
     # same trajectory without the adaptive step: isolates the per-step (implementation) speed-up
     m2 = symmetric_init(a.h, a.d, alpha=a.alpha, seed=a.seed + 1)
-    fixed = train(m2, D.x, D.y, lr=a.lr, loss_tol=a.tol, max_steps=a.max_steps, patience=10 * a.max_steps,
+    fixed = train_two_layer(m2, D.x, D.y, lr=a.lr, loss_tol=a.tol, max_steps=a.max_steps, patience=10 * a.max_steps,
                   adaptive=False)
     return {
         "name": "spherical",

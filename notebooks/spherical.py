@@ -96,7 +96,7 @@ for key, f in sw["fits"].items():
     print(f"{key:12s} measured {f['fit']['exponent']:.2f} CI [{f['fit']['ci'][0]:.2f}, {f['fit']['ci'][1]:.2f}]"
           f"   predicted {f['predicted']:.2f}" + (f" (finite P: {f['predicted_finite_P']:.2f})"
                                                     if "predicted_finite_P" in f else ""))
-figs = vs._figures(sw, OUT)
+figs = vs.sweep_figures(sw, OUT)
 print("figures:", figs)
 
 # %% [markdown]

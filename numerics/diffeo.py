@@ -49,7 +49,7 @@ from numba import njit, prange
 
 from numerics.seeds import generator
 from theory import diffeo as _th
-from theory.arguments import ArgumentValueError, check_flag as _check_flag, check_memory
+from theory.arguments import ArgumentTypeError, ArgumentValueError, check_flag as _check_flag, check_memory
 
 __all__ = [
     "CUTOFFS", "INTERPOLATIONS", "METHODS", "GAUSSIAN_SIGMA", "GAUSSIAN_RADIUS", "check_real", "check_choice",
@@ -650,7 +650,7 @@ def _numpy_dtypes(dt: np.dtype) -> tuple[type, type]:
 def _numpy_image(x: Any, batch_dims: Any) -> tuple[np.ndarray, _Layout]:
     arr = np.asarray(x)
     if arr.dtype.kind not in "fiu":
-        raise ValueError(f"x must be a real numeric array, got dtype {arr.dtype}")
+        raise ArgumentTypeError("x", f"x must be a real numeric array (float or integer dtype), got dtype {arr.dtype}")
     return arr, _layout(arr.shape, batch_dims)
 
 

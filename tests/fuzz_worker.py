@@ -44,7 +44,7 @@ def _resolve(v, refs):
     if isinstance(v, tuple) and len(v) == 2 and v[0] == "__ref__":
         name = v[1]
         if name == "sym_model":
-            from verify.spherical import symmetric_init
+            from verify.two_layer import symmetric_init
 
             return symmetric_init(20, 3, seed=1)
         if name == "sd_data":

@@ -12,7 +12,7 @@ import verify.spherical as vs
 from numerics.atoms import count_atoms, min_l1_interpolant
 from numerics.rotations import geodesic_rotate, random_planes
 from numerics.scale_detection import diffeo_moves, make_dataset, simulate_layers
-from numerics.sphere import harmonic_power_s2, make_teacher, sample_sphere
+from numerics.sphere import harmonic_power_s2, make_teacher, qmc_sphere, sample_sphere
 from theory import spherical as th
 
 X = sample_sphere(10, 3, seed=0)
@@ -60,10 +60,10 @@ CASES = [
     # verify.spherical
     ("seeds", lambda: vs.sweep(ds=(3,), Ps=(8,), seeds=0, progress=False)),
     ("dict_factor", lambda: vs.sweep(ds=(3,), Ps=(8,), dict_factor=0.5, progress=False)),
-    ("loss_tol", lambda: vs.train(vs.symmetric_init(8, 3, seed=0), X, Y, loss_tol=-1.0)),
-    ("patience", lambda: vs.train(vs.symmetric_init(8, 3, seed=0), X, Y, patience=0)),
-    ("lr", lambda: vs.train(vs.symmetric_init(8, 3, seed=0), X, Y, lr=float("nan"))),
-    ("model", lambda: vs.train("not a model", X, Y)),
+    ("loss_tol", lambda: vs.train_two_layer(vs.symmetric_init(8, 3, seed=0), X, Y, loss_tol=-1.0)),
+    ("patience", lambda: vs.train_two_layer(vs.symmetric_init(8, 3, seed=0), X, Y, patience=0)),
+    ("lr", lambda: vs.train_two_layer(vs.symmetric_init(8, 3, seed=0), X, Y, lr=float("nan"))),
+    ("model", lambda: vs.train_two_layer("not a model", X, Y)),
 ]
 
 
@@ -92,7 +92,7 @@ def test_one_seed_rule_for_numerics():
     lambda s: make_dataset(12, 3, seed=s),
     lambda s: diffeo_moves(make_dataset(12, 3, seed=0), seed=s),
     lambda s: min_l1_interpolant(X, Y, DIRS, seed=s),
-    lambda s: vs.qmc_sphere(4, 3, seed=s),
+    lambda s: qmc_sphere(4, 3, seed=s),
     lambda s: vs.symmetric_init(8, 3, seed=s),
     lambda s: random_planes(3, 2, seed=s),
     lambda s: geodesic_rotate(X, 0.1, seed=s),

@@ -121,11 +121,11 @@ def test_spherical_train_propagates_ctrl_c_and_keeps_the_model():
     # 0.3 s: train returned before the signal); a first short run compiles the kernels
     D = make_dataset(200, 5, target="grf", smoothness=0.5, P_test=10, seed=0)
     m = vs.symmetric_init(500, 5, seed=1)
-    vs.train(m, D.x, D.y, max_steps=2)
+    vs.train_two_layer(m, D.x, D.y, max_steps=2)
     timer = threading.Timer(0.3, lambda: os.kill(os.getpid(), signal.SIGINT))
     timer.start()
     with pytest.raises(KeyboardInterrupt):
-        vs.train(m, D.x, D.y, max_steps=10**9, loss_tol=0, patience=10**9)
+        vs.train_two_layer(m, D.x, D.y, max_steps=10**9, loss_tol=0, patience=10**9)
     timer.cancel()
     with torch.no_grad():
         assert np.all(np.isfinite(m.predict(D.x)))
@@ -133,11 +133,12 @@ def test_spherical_train_propagates_ctrl_c_and_keeps_the_model():
 
 def test_spherical_cli_interrupted_in_a_stage_saves_what_finished(tmp_path, monkeypatch, capsys):
     from verify import spherical as vs
+    from verify.experiments import spherical as es
 
     def stop(**kw):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(vs, "ntk_check", stop)
+    monkeypatch.setattr(es, "ntk_check", stop)
     assert vs.main(["--size", "tiny", "--out", str(tmp_path), "--device", "cpu"]) == 130
     data = _read(tmp_path / "spherical.json")
     assert data["interrupted"] == "the NTK check" and len(data["sweep"]["records"]) == 6
@@ -147,9 +148,10 @@ def test_spherical_cli_interrupted_in_a_stage_saves_what_finished(tmp_path, monk
 
 def test_spherical_cli_interrupted_in_the_sweep(tmp_path, monkeypatch):
     from verify import spherical as vs
+    from verify.experiments import spherical as es
 
     calls = []
-    real = vs.min_l1_interpolant
+    real = es.min_l1_interpolant
 
     def lp(*a, **k):
         calls.append(1)
@@ -157,7 +159,7 @@ def test_spherical_cli_interrupted_in_the_sweep(tmp_path, monkeypatch):
             raise KeyboardInterrupt
         return real(*a, **k)
 
-    monkeypatch.setattr(vs, "min_l1_interpolant", lp)
+    monkeypatch.setattr(es, "min_l1_interpolant", lp)
     assert vs.main(["--size", "tiny", "--out", str(tmp_path), "--device", "cpu"]) == 130
     data = _read(tmp_path / "spherical.json")
     assert data["interrupted"].startswith("the sweep, after 2 of 6")

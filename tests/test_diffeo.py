@@ -280,8 +280,10 @@ def test_bad_images_raise():
         nd.deform(bad, 1e-3, 3)
     with pytest.raises(ValueError, match=r"^x contains non-finite"):
         nd.deform(torch.full((2, 8, 8), float("inf")), 1e-3, 3)
-    with pytest.raises(ValueError, match=r"^x "):
+    with pytest.raises(TypeError, match=r"^x must be a real numeric array"):
         nd.deform(np.zeros((2, 8, 8), dtype=complex), 1e-3, 3)
+    with pytest.raises(TypeError, match=r"^x must be a real numeric array"):
+        nd.deform("not an array", 0.01, 3)
     with pytest.raises(ValueError, match=r"^diffeo was sampled for"):
         nd.deform(np.zeros((2, 8, 8)), diffeo=nd.sample_diffeos(3, 8, 8, 1e-3, 3))
     with pytest.raises(ValueError, match=r"^fields "):

@@ -250,12 +250,12 @@ TARGETS = [
     ("theory.spherical:beta_lazy", [3], {}, ["d"], "finite"),
     ("theory.spherical:beta_feature", [3], {}, ["d"], "finite"),
     ("theory.spherical:predicted_atoms", [10, "feature"], {}, ["P", "regime"], "finite"),
-    # verify.spherical
-    ("verify.spherical:symmetric_init", [20, 3], dict(seed=0), ["h", "d"], "finite"),
-    ("verify.spherical:train", [R("sym_model"), S3, np.ones(12)], dict(max_steps=30), ["model", "x", "y"],
+    # verify.two_layer (the spherical model's network)
+    ("verify.two_layer:symmetric_init", [20, 3], dict(seed=0), ["h", "d"], "finite"),
+    ("verify.two_layer:train_two_layer", [R("sym_model"), S3, np.ones(12)], dict(max_steps=30), ["model", "x", "y"],
      "finite"),
-    ("verify.spherical:krr_predict", [S3, np.ones(12), S3[:3]], {}, ["x_train", "y_train", "x_test"], "finite"),
-    ("verify.spherical:empirical_ntk", [R("sym_model"), S3], {}, ["model", "x1"], "finite"),
+    ("verify.two_layer:krr_predict", [S3, np.ones(12), S3[:3]], {}, ["x_train", "y_train", "x_test"], "finite"),
+    ("verify.two_layer:empirical_ntk", [R("sym_model"), S3], {}, ["model", "x1"], "finite"),
     # verify.transforms
     ("verify.transforms:RandomDiffeo", [], dict(T=1e-3, c=3, seed=0), [], "finite"),
     # verify.outputs

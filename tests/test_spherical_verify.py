@@ -8,9 +8,11 @@ import pytest
 import torch
 
 from numerics.fitting import fit_power_law
-from numerics.sphere import make_dataset, sample_sphere
+from numerics.sphere import make_dataset, qmc_sphere, sample_sphere
 from theory import spherical as th
 from verify import spherical as vs
+from verify import two_layer as tl
+from verify.experiments import spherical as es
 
 
 def _perturbed(h=10, d=3, bias=False, alpha=0.7, seed=0):
@@ -52,12 +54,12 @@ def test_closed_form_gradients_match_autograd(bias, backend):
     loss.backward()
     p = [m.w.detach(), m.b.detach(), m.beta.detach()]
     if backend == "numba":
-        L, F, gW, gb, gbeta = vs._fused_grad(x.numpy(), p[0].numpy().T.copy(), p[1].numpy(), p[2].numpy(),
+        L, F, gW, gb, gbeta = tl._fused_grad(x.numpy(), p[0].numpy().T.copy(), p[1].numpy(), p[2].numpy(),
                                              y.numpy(), m.alpha, 2)
         gW = gW.T
     else:
         L, F, gW, gb, gbeta = [v.numpy() if torch.is_tensor(v) else v for v in
-                               vs._torch_grad(x, p[0].clone(), p[1], p[2], y, m.alpha)]
+                               tl._torch_grad(x, p[0].clone(), p[1], p[2], y, m.alpha)]
     assert math.isclose(L, float(loss.detach()), rel_tol=1e-12)
     assert np.allclose(gW, m.w.grad.numpy(), atol=1e-15, rtol=1e-10)
     assert np.allclose(gbeta, m.beta.grad.numpy(), atol=1e-15, rtol=1e-10)
@@ -105,20 +107,20 @@ def test_trained_networks_show_the_two_regimes(tmp_path):
     tr = vs.trained_regimes(seeds=1, feature_steps=250_000)
     r = tr["records"][0]
     f, lz = r["feature"], r["lazy"]
-    assert lz["reason"] == "loss_tol" and f["train_error"] <= vs.FIT_SHARE * f["err"]
+    assert lz["reason"] == "loss_tol" and f["train_error"] <= es.FIT_SHARE * f["err"]
     assert f["atoms"] <= 64 < lz["atoms"] and lz["atoms"] > 300  # lazy: ~every one of the h/2 directions
     assert f["err"] > 1.5 * lz["err"] and f["S"] > 2 * lz["S"]
     # the feature net and the min-L1 interpolant (the sweep's feature limit) agree within a factor 3
     assert 1 / 3 < f["err"] / r["l1_err"] < 3
-    rows = vs._trained_rows(tr)
+    rows = es._trained_rows(tr)
     assert [row["verdict"] for row in rows] == ["pass", "pass", "pass", "info"]
     # a run that did not fit cannot pass
     bad = json.loads(json.dumps(tr))
     bad["records"][0]["feature"]["train_error"] = bad["records"][0]["feature"]["err"]
-    assert [row["verdict"] for row in vs._trained_rows(bad)][:3] == ["fail"] * 3
+    assert [row["verdict"] for row in es._trained_rows(bad)][:3] == ["fail"] * 3
     # the neuron-measure figure (seed 0): a PNG, masses normalised per regime
     assert sum(r["feature"]["mass"]) == pytest.approx(1) and len(r["lazy"]["directions"]) == 1000
-    assert (tmp_path / vs._neuron_figure(tr, tmp_path)).stat().st_size > 10_000
+    assert (tmp_path / es._neuron_figure(tr, tmp_path)).stat().st_size > 10_000
 
 
 @pytest.mark.parametrize("kw, name", [
@@ -180,26 +182,26 @@ def test_krr_gaussian_weights_is_the_gaussian_weight_ntk_regression(d, bias):
 def test_train_stopping_rules_and_errors():
     D = make_dataset(16, 3, target="constant", seed=0)
     m = vs.symmetric_init(64, 3, seed=0)
-    r = vs.train(m, D.x, D.y, max_steps=3, loss_tol=0)
+    r = vs.train_two_layer(m, D.x, D.y, max_steps=3, loss_tol=0)
     assert r.reason == "max_steps" and r.steps == 3 and not r.converged
-    r = vs.train(m, D.x, D.y, max_steps=10_000, loss_tol=1e-4)
+    r = vs.train_two_layer(m, D.x, D.y, max_steps=10_000, loss_tol=1e-4)
     assert r.converged and r.train_error <= 1e-4
     assert np.mean((m.predict(D.x) - 1) ** 2) <= 1e-4 * 1.0001
     mt = vs.symmetric_init(64, 3, seed=0)
-    rt = vs.train(mt, D.x, D.y, max_steps=50, loss_tol=0, backend="torch", adaptive=False)
+    rt = vs.train_two_layer(mt, D.x, D.y, max_steps=50, loss_tol=0, backend="torch", adaptive=False)
     mn = vs.symmetric_init(64, 3, seed=0)
-    rn = vs.train(mn, D.x, D.y, max_steps=50, loss_tol=0, backend="numba", adaptive=False)
+    rn = vs.train_two_layer(mn, D.x, D.y, max_steps=50, loss_tol=0, backend="numba", adaptive=False)
     assert torch.allclose(mt.w, mn.w, atol=1e-12) and math.isclose(rt.loss, rn.loss, rel_tol=1e-9)
     for kw, name in ((dict(lr=0), "lr"), (dict(backend="gpu"), "backend"), (dict(max_steps=0), "max_steps"),
                      (dict(stall_rtol=-1.0), "stall_rtol"), (dict(stall_rtol=float("nan")), "stall_rtol"),
                      (dict(lr_max=-1.0), "lr_max"), (dict(max_time=-1.0), "max_time"), (dict(log_every=0), "log_every"),
                      (dict(threads=-2), "threads")):
         with pytest.raises(ValueError, match=f"^{name} must"):
-            vs.train(m, D.x, D.y, **kw)
+            vs.train_two_layer(m, D.x, D.y, **kw)
     with pytest.raises(ValueError, match="^x and y must be finite"):
-        vs.train(m, D.x, np.full_like(D.y, np.nan))
+        vs.train_two_layer(m, D.x, np.full_like(D.y, np.nan))
     with pytest.raises(ValueError, match=r"^x must be \(P, 3\)"):
-        vs.train(m, D.x[:, :2], D.y)
+        vs.train_two_layer(m, D.x[:, :2], D.y)
 
 
 def test_sweep_bad_arguments():
@@ -241,7 +243,7 @@ def test_run_tiny_record(tmp_path):
 def test_qmc_sphere_bad_arguments():
     for kw, name in ((dict(n=0, D=3), "n"), (dict(n=4, D=1), "D")):
         with pytest.raises(ValueError, match=f"^{name} must"):
-            vs.qmc_sphere(**kw)
+            qmc_sphere(**kw)
 
 
 def test_main_exit_code_follows_the_verdicts(tmp_path, monkeypatch):
@@ -263,16 +265,16 @@ def test_silent_failures_now_raise():
         vs.krr_predict(D.x, D.y, D.x, ridge=float("inf"))
     m = vs.symmetric_init(64, 3, seed=0)
     with pytest.raises(FloatingPointError, match="diverged"):
-        vs.train(m, D.x, D.y, lr=1e10, adaptive=False, max_steps=1000)
+        vs.train_two_layer(m, D.x, D.y, lr=1e10, adaptive=False, max_steps=1000)
     assert torch.isfinite(m.w).all() and torch.isfinite(m.beta).all()   # the last finite step is kept
     with pytest.raises(ValueError, match="at least one training point"):
-        vs.train(vs.symmetric_init(8, 3, seed=0), D.x[:0], D.y[:0])
+        vs.train_two_layer(vs.symmetric_init(8, 3, seed=0), D.x[:0], D.y[:0])
     with pytest.raises(TypeError, match="^bias must be True or False"):
         vs.symmetric_init(8, 3, bias=2)
     with pytest.raises(TypeError, match="^alpha must be a real number"):
         vs.symmetric_init(8, 3, alpha=None)
     with pytest.raises(TypeError, match="^lr must be a real number"):
-        vs.train(m, D.x, D.y, lr=None)
+        vs.train_two_layer(m, D.x, D.y, lr=None)
 
 
 def _synthetic_sweep(Ps, seeds, law, *, seed=0):

@@ -134,7 +134,7 @@ def run_experiments(names: list[str], *, quick: bool, out_dir: Path, seed: int, 
     :class:`verify.outputs.InterruptWatch`). ``status``, if given, is filled with ``interrupted_during`` (that
     experiment or None), ``not_run`` (the experiments after it), ``finished`` and ``files`` (per experiment, the
     files it created or changed in ``out_dir``)."""
-    from verify.experiments.common import Unavailable, jsonable, unavailable_record
+    from verify.experiments.common import jsonable
     from verify.outputs import InterruptWatch, folder_state, written_since
 
     if registry is None:
@@ -163,8 +163,6 @@ def run_experiments(names: list[str], *, quick: bool, out_dir: Path, seed: int, 
             guard_verdicts(rec["rows"])
         except KeyboardInterrupt:
             watch.hit = True
-        except Unavailable as exc:
-            rec = unavailable_record(name, str(exc))
         except Exception as exc:  # report, keep going, exit non-zero at the end
             rec = _failure_record(name, exc)
         if tracked:
@@ -255,7 +253,8 @@ def _parser(names: list[str]) -> argparse.ArgumentParser:
     p.add_argument("--only", action="append", default=None, metavar="NAME",
                    help=f"run only these experiments (repeat or comma-separate); one of {', '.join(names)}")
     p.add_argument("--out", type=Path, default=Path("verify_results"), help="output folder (results.json, PNGs)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0,
+                   help="base seed (>= 0): training seeds seed, seed + 1, ... of every experiment (default 0)")
     p.add_argument("--device", default=None,
                    help="torch device; default: cpu with --quick, else cuda when available, else cpu")
     p.add_argument("--size", default=None, choices=("tiny", "quick", "full"), help=argparse.SUPPRESS)

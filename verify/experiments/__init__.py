@@ -3,7 +3,7 @@
 Each experiment is a module with ``NAME`` and ``run(*, quick, out_dir, seed, device, size=None) -> record`` where
 ``record = {"name", "rows", "data", "figures"}`` (contract: :func:`verify.compare.validate_record`);
 ``size="tiny"`` is the test-suite size.
-Modules needed from other parts of the toolkit are imported inside ``run``; a missing one gives an "info" row.
+Modules needed from other parts of the toolkit are imported inside ``run`` (an import error is a failed experiment).
 """
 from __future__ import annotations
 

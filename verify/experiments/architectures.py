@@ -26,7 +26,8 @@ Measurement (:func:`verify.measure.measure`, the pipeline of the reference code)
 estimator, bootstrap intervals over probes; at initialisation and after training, with the fields, noise and
 probes of measurement seed = training seed (so init and trained are paired).
 
-Claims, over ``SIZES[size]["seeds"]`` training seeds per architecture (seeds ``seed, seed + 1, …``):
+Claims, over ``SIZES[size]["images"]["seeds"]`` (else ``SIZES[size]["seeds"]``) training seeds per architecture
+(seeds ``seed, seed + 1, …``):
 
 (a) Across architectures, R_f after training is positively rank-correlated with the test error.  Statistic:
     Spearman ρ between the per-architecture geometric mean of R_f and mean test error over seeds; interval: 95%
@@ -60,8 +61,8 @@ import torch
 
 from numerics.seeds import generator
 from verify.experiments.common import (SIZES, draw_figure, fmt, fmt_seeds, interval_verdict, jsonable, log10_ratio,
-                                        make_row, monotone_trend, power_law_record, require, resolve_device,
-                                        resolve_size, seed_interval, train_dtype, training_seeds)
+                                       make_row, monotone_trend, power_law_record, resolve_device, resolve_size,
+                                       seed_interval, train_dtype, training_seeds)
 from verify.models import ConvNet, FCNet, LeNet5, ResNet, ScatteringNet, VGGNet, count_parameters
 from verify.train import TrainConfig, TrainResult, classification_error, train
 
@@ -102,7 +103,7 @@ def image_data(size: str, seed: int = 0, data=None):
     """The image data set of this run: ``data`` (an ImageDataset, a spec, or a dict of
     :func:`verify.datasets.load_dataset` arguments), default ``SIZES[size]["images"]["data"]``; split with
     ``split_seed = seed``; loaded once per process."""
-    ImageDataset, load_dataset = require("verify.datasets", "ImageDataset", "load_dataset")
+    from verify.datasets import ImageDataset, load_dataset
     if isinstance(data, ImageDataset):
         return data
     spec = _data_spec(data if data is not None else SIZES[size]["images"]["data"])
@@ -181,7 +182,7 @@ def measure_output(model: torch.nn.Module, data, *, seed: int, n_probe: int, n_b
     """D_f, G_f, R_f of the output at c = 3, δ = 1 pixel with :func:`verify.measure.measure` (first ``n_probe``
     test images, per-sample matched noise, mean estimator, bootstrap over probes; fields and noise from
     ``seed``), as ``{"D", "D_se", "D_ci", …, "T", "delta", "fold_fraction"}``."""
-    measure = require("verify.measure", "measure")
+    from verify.measure import measure
     rec = measure(model, data, split="test", n_probe=min(int(n_probe), data.n_test), c=C_CUTOFF, delta=[DELTA],
                   layers="none", noise="per_sample", estimator="mean", errors="bootstrap", n_boot=n_boot,
                   seed=int(seed), batch_size=batch_size, test_error=False, figures=False, progress=False)
@@ -451,7 +452,7 @@ def run(*, quick: bool, out_dir: Path, seed: int = 0, device: str | None = None,
     unknown = [a for a in archs if a not in ARCHITECTURES or a not in p["archs"]]
     if unknown:
         raise ValueError(f"archs must be among {list(p['archs'])}, got {unknown}")
-    seeds = training_seeds(size, seed)
+    seeds = training_seeds(size, seed, p.get("seeds"))
     ds = image_data(size, seed, data)
     label = data_label(ds)
     per_arch, nets = {}, {}

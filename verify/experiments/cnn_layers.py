@@ -28,10 +28,9 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from verify.experiments.common import (SIZES, Unavailable, draw_figure, fmt, fmt_seeds, interval_verdict, jsonable,
-                                        k_tilde, log10_ratio, make_row, mean_layers, monotone_trend, power_law_record,
-                                        require, resolve_device, resolve_size, seed_interval, trained_cnn,
-                                        training_seeds)
+from verify.experiments.common import (SIZES, draw_figure, fmt, fmt_seeds, interval_verdict, jsonable, k_tilde,
+                                       log10_ratio, make_row, mean_layers, monotone_trend, power_law_record,
+                                       resolve_device, resolve_size, seed_interval, trained_cnn, training_seeds)
 
 NAME = "cnn_layers"
 
@@ -41,10 +40,8 @@ SIGN = {"D": -1, "G": +1, "R": -1}
 
 
 def _theory_layers(dim: int, p: dict) -> tuple[list[dict] | None, str | None]:
-    try:
-        exact_layers = require("theory.scale_detection", "exact_layers")
-    except Unavailable as exc:
-        return None, str(exc)
+    from theory.scale_detection import exact_layers
+
     try:
         return exact_layers(p["xi"], p["n"], dim=dim, stride=1, layers=max(p["depth"], k_tilde(p["xi"]) + 1)), None
     except (ValueError, TypeError) as exc:

@@ -51,8 +51,7 @@ import numpy as np
 import torch
 
 from verify.experiments.common import (SIZES, draw_figure, fmt_seeds, interval_verdict, jsonable, log10_ratio,
-                                        make_row, require, resolve_device, resolve_size, seed_interval,
-                                        training_seeds)
+                                       make_row, resolve_device, resolve_size, seed_interval, training_seeds)
 from verify.experiments.architectures import data_label, describe_data, image_data, measure_output
 from verify.models import FCNet
 from verify.train import TrainConfig, classification_error, train
@@ -83,7 +82,7 @@ def participation_ratio(c) -> float:
 def neuron_stats(net: FCNet, w0: torch.Tensor, x_train) -> dict:
     """Participation ratio of c_h = |β_h| |w_h|, atoms (sign patterns on the training images), relative weight
     change |W - W0| / |W0| of a one-hidden-layer :class:`FCNet`."""
-    count_atoms = require("numerics.atoms", "count_atoms")
+    from numerics.atoms import count_atoms
     with torch.no_grad():
         W = net.blocks[0].linear.weight.detach().to(torch.float64).cpu()
         beta = net.readout.weight.detach().to(torch.float64).cpu().reshape(-1)

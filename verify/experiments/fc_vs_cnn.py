@@ -21,8 +21,8 @@ import numpy as np
 import torch
 
 from verify.experiments.common import (SIZES, fmt, fmt_seeds, interval_verdict, jsonable, log10_ratio, make_row,
-                                        require, resolve_device, resolve_size, seed_interval, train_dtype, trained_cnn,
-                                        training_seeds)
+                                       resolve_device, resolve_size, seed_interval, train_dtype, trained_cnn,
+                                       training_seeds)
 from verify.models import FCNet, count_parameters
 from verify.train import TrainConfig, train
 
@@ -43,7 +43,7 @@ def matched_width(d_in: int, depth: int, n_params: int, *, minimum: int = 8) -> 
 
 
 def _rf(model, x, xd, seed, n_boot):
-    relative_stability = require("numerics.stability", "relative_stability")
+    from numerics.stability import relative_stability
     r = relative_stability(model, x, xd, noise="mean", errors="bootstrap", n_boot=n_boot, seed=seed)
     return {"D": r.D.value, "G": r.G.value, "R": r.R.value, "R_ci": list(r.R.ci), "R_se": r.R.se}
 

@@ -19,8 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from verify.experiments.common import (SIZES, Unavailable, draw_figure, jsonable, make_row, require, resolve_size,
-                                        unavailable_record)
+from verify.experiments.common import (SIZES, draw_figure, jsonable, make_row, resolve_size)
 from verify.models import Tapped
 
 NAME = "handcrafted"
@@ -30,7 +29,7 @@ N_SE = 4.0
 def analyse(dim: int, measured: list[dict], exact: list[dict], simulated: list[dict] | None = None) -> list[dict]:
     """Rows: exact vs torch Monte Carlo (4 s.e.); where the theory has no closed form, torch Monte Carlo vs the
     independent numba simulator ``numerics.scale_detection.simulate_layers`` (4 combined s.e.).  ``simulated=None``
-    (the simulator is absent from the checkout) makes those rows info; a simulator layer without a finite value or
+    (no simulator run) makes those rows info; a simulator layer without a finite value or
     standard error makes them fail."""
     rows = []
     for i, (m, e) in enumerate(zip(measured, exact)):
@@ -64,14 +63,11 @@ def run(*, quick: bool, out_dir: Path, seed: int = 0, device: str | None = None,
         dims=(1, 2), progress: bool = True) -> dict:
     size = resolve_size(quick, size)
     p = SIZES[size]["handcrafted"]
-    try:
-        HandcraftedNet = require("verify.handcrafted", "HandcraftedNet")
-        make_dataset, diffeo_moves, matched_noise = require("numerics.scale_detection", "make_dataset",
-                                                            "diffeo_moves", "matched_noise")
-        exact_layers, noise_sigma = require("theory.scale_detection", "exact_layers", "noise_sigma")
-        layerwise_stability = require("numerics.stability", "layerwise_stability")
-    except Unavailable as exc:
-        return unavailable_record(NAME, str(exc))
+    from numerics.scale_detection import diffeo_moves, make_dataset, matched_noise, simulate_layers
+    from numerics.stability import layerwise_stability
+    from theory.scale_detection import exact_layers, noise_sigma
+    from verify.handcrafted import HandcraftedNet
+
     rows, data, figures = [], {"size": size, "params": p}, []
     for dim in dims:
         xi, n, L = p["xi"], p["n"] if dim == 1 else max(2 * p["xi"], p["n"] // 2), p["layers"]
@@ -96,12 +92,7 @@ def run(*, quick: bool, out_dir: Path, seed: int = 0, device: str | None = None,
             R_se = abs(R) * math.hypot(nd.se / nd.value, ng.se / ng.value) if nd.value > 0 else float("nan")
             measured.append({"k": k, "D": float(rd.D.value), "D_se": float(rd.D.se), "G": float(rg.D.value),
                              "G_se": float(rg.D.se), "R": float(R), "R_se": float(R_se)})
-        try:
-            simulate_layers = require("numerics.scale_detection", "simulate_layers")
-            simulated = simulate_layers(xi, n, dim=dim, stride=1, layers=L, samples=p["samples"] * 5,
-                                        seed=seed + 4)
-        except Unavailable:
-            simulated = None
+        simulated = simulate_layers(xi, n, dim=dim, stride=1, layers=L, samples=p["samples"] * 5, seed=seed + 4)
         rows += analyse(dim, measured, exact, simulated)
         data[f"{dim}d"] = {"n": n, "xi": xi, "layers": L, "measured": measured, "exact": exact,
                            "simulated": simulated}
