@@ -25,7 +25,7 @@ import numpy as np
 from numba import njit, prange
 
 from numerics.seeds import generator
-from theory.arguments import check_memory
+from theory.arguments import ArgumentTypeError, ArgumentValueError, check_memory
 from theory import scale_exact as _ex
 from theory.scale_detection import (add_convention_flags, cli_error, cli_parser, check_conventions, check_dim,
                                     check_params, move_law, noise_sigma)
@@ -128,33 +128,36 @@ def make_dataset(n: int, xi, *, dim: int = 1, metric: str = "euclidean", gap: fl
     balance=True subsamples the larger class to the size of the smaller.
     """
     if metric not in METRICS:
-        raise ValueError(f"metric must be one of {METRICS}, got {metric!r}")
+        raise ArgumentValueError("metric", f"metric must be one of {METRICS}, got {metric!r}")
     if gap_measure not in GAP_MEASURES or isinstance(gap_measure, bool):
-        raise ValueError(f"gap_measure must be one of {GAP_MEASURES}, got {gap_measure!r}")
+        raise ArgumentValueError("gap_measure", f"gap_measure must be one of {GAP_MEASURES}, got {gap_measure!r}")
     dim = check_dim(dim)
     if isinstance(n, bool) or not isinstance(n, (int, np.integer)):
-        raise ValueError(f"n must be an integer, got {n!r}")
+        raise ArgumentTypeError("n", f"n must be an integer, got {n!r}")
     periodic = metric in ("periodic", "periodic_linf", "block")
     if n < (3 if periodic else 4):
-        raise ValueError(f"n must be >= {3 if periodic else 4} for metric {metric!r}, got {n}")
+        raise ArgumentValueError("n", f"n must be >= {3 if periodic else 4} for metric {metric!r}, got {n}")
     if not isinstance(xi, (int, float, np.integer, np.floating)) or isinstance(xi, bool) or not math.isfinite(xi) \
             or xi <= 0:
-        raise ValueError(f"xi must be a positive finite number, got {xi!r}")
+        raise ArgumentValueError("xi", f"xi must be a positive finite number, got {xi!r}")
     if not isinstance(gap, (int, float, np.integer, np.floating)) or not math.isfinite(gap) or gap < 0:
-        raise ValueError(f"gap must be a finite number >= 0, got {gap!r}")
+        raise ArgumentValueError("gap", f"gap must be a finite number >= 0, got {gap!r}")
     if metric == "block":
         if int(xi) != xi or n % int(xi) or xi >= n:
-            raise ValueError(f"xi must be an integer divisor of n smaller than n for metric 'block', got {xi!r}")
+            raise ArgumentValueError("xi",
+                                     f"xi must be an integer divisor of n smaller than n for metric 'block', got {xi!r}")
         if gap != 0:
-            raise ValueError("gap must be 0 for metric 'block'")
+            raise ArgumentValueError("gap", "gap must be 0 for metric 'block'")
     if sites is None:
         sites = "all" if periodic else "margin"
     if sites not in SITES or isinstance(sites, bool):
-        raise ValueError(f"sites must be one of {SITES}, got {sites!r}")
+        raise ArgumentValueError("sites", f"sites must be one of {SITES}, got {sites!r}")
     if sites == "margin" and periodic:
-        raise ValueError(f"sites must be 'all' or 'off_diagonal' on the torus (metric {metric!r}), got 'margin'")
+        raise ArgumentValueError("sites",
+                                 f"sites must be 'all' or 'off_diagonal' on the torus (metric {metric!r}), got 'margin'")
     if sites == "off_diagonal" and dim != 2:
-        raise ValueError("sites must be 'margin' or 'all' in 1D ('off_diagonal' drops the 2D diagonal i = j)")
+        raise ArgumentValueError("sites",
+                                 "sites must be 'margin' or 'all' in 1D ('off_diagonal' drops the 2D diagonal i = j)")
     rng = generator(seed)
     lo, hi = (1, n - 2) if sites == "margin" else (0, n - 1)
     side = np.arange(lo, hi + 1)
@@ -183,7 +186,7 @@ def make_dataset(n: int, xi, *, dim: int = 1, metric: str = "euclidean", gap: fl
         y = np.where(close, 1, -1)
     pos, delta, y = pos[keep], delta[keep], y[keep]
     if len(y) == 0 or (gap > 0 and (np.all(y == 1) or np.all(y == -1))):
-        raise ValueError(f"gap must leave both classes non-empty, got gap={gap} for n={n}, xi={xi}")
+        raise ArgumentValueError("gap", f"gap must leave both classes non-empty, got gap={gap} for n={n}, xi={xi}")
     if np.all(y == 1) or np.all(y == -1):  # a warning: D, G, R need no labels, the simulations use such sets
         warnings.warn(f"xi={xi!r} leaves one class only for n={n} (every pair distance is "
                       f"{'below' if np.all(y == 1) else 'at or above'} xi, largest {float(delta.max()):g}): "
@@ -197,7 +200,7 @@ def make_dataset(n: int, xi, *, dim: int = 1, metric: str = "euclidean", gap: fl
         pos, delta, y = pos[sel], delta[sel], y[sel]
     if n_pairs is not None:
         if isinstance(n_pairs, bool) or not isinstance(n_pairs, (int, np.integer)) or not 1 <= n_pairs <= len(y):
-            raise ValueError(f"n_pairs must be an integer in [1, {len(y)}], got {n_pairs!r}")
+            raise ArgumentValueError("n_pairs", f"n_pairs must be an integer in [1, {len(y)}], got {n_pairs!r}")
         sel = np.sort(rng.choice(len(y), int(n_pairs), replace=False))
         pos, delta, y = pos[sel], delta[sel], y[sel]
     if dim == 1:
@@ -246,7 +249,7 @@ def move_positions(positions: np.ndarray, moves: np.ndarray, n: int, periodic: b
     pos = pos % n if periodic else np.clip(pos, 0, n - 1)
     if block is not None:
         if isinstance(block, bool) or not isinstance(block, (int, np.integer)) or block < 1:
-            raise ValueError(f"block must be None or an integer >= 1, got {block!r}")
+            raise ArgumentValueError("block", f"block must be None or an integer >= 1, got {block!r}")
         stay = np.any(pos // block != pos0 // block, axis=-1)
         pos[stay] = pos0[stay]
     return pos
@@ -271,7 +274,7 @@ def diffeo_moves(x_or_data, *, seed=None, periodic: bool | None = None, moves: s
         return positions_to_images(new.reshape(d.positions.shape), d.n, d.dim)
     x = np.asarray(x_or_data, dtype=np.float64)
     if x.ndim not in (2, 3):
-        raise ValueError(f"x must have shape (P, n) or (P, n, n), got {x.shape}")
+        raise ArgumentValueError("x", f"x must have shape (P, n) or (P, n, n), got {x.shape}")
     per = bool(periodic)
     out = np.zeros_like(x)
     idx = np.nonzero(x)
@@ -320,7 +323,7 @@ def matched_noise(x, x_diffeo, *, per_sample: bool = False, seed=None, sigma: fl
     if sigma is None:
         sigma = math.sqrt(np.mean(norms ** 2) / npix)
     elif not (sigma >= 0 and math.isfinite(sigma)):
-        raise ValueError(f"sigma must be a finite number >= 0, got {sigma!r}")
+        raise ArgumentValueError("sigma", f"sigma must be a finite number >= 0, got {sigma!r}")
     return _rectify(x, sigma * g, rectify)
 
 
@@ -433,7 +436,8 @@ def forward(images: np.ndarray, geom: NetGeometry) -> list[np.ndarray]:
     """All representations [g_1, ..., g_L, f] of a batch of dense images (P, n) / (P, n, n) (numba forward pass)."""
     x = np.asarray(images, dtype=np.float64)
     if x.ndim != geom.dim + 1 or x.shape[1:] != (geom.n,) * geom.dim:
-        raise ValueError(f"images must have shape (P{', n' * geom.dim}) with n = {geom.n}, got {x.shape}")
+        raise ArgumentValueError("images",
+                                 f"images must have shape (P{', n' * geom.dim}) with n = {geom.n}, got {x.shape}")
     P = x.shape[0]
     args = geom.args()
     reps = [np.empty((P, geom.H[k], geom.W[k])) for k in range(1, geom.layers + 1)]
@@ -712,9 +716,9 @@ def sample_terms(xi, n, *, dim=1, stride=1, layers=10, periodic=False, samples=1
     use_sparse = sparse and geom.stride == 1
     tables = _sparse_tables(geom) if use_sparse else None
     if isinstance(samples, bool) or not isinstance(samples, (int, np.integer)) or samples < 2:
-        raise ValueError(f"samples must be an integer >= 2, got {samples!r}")
+        raise ArgumentValueError("samples", f"samples must be an integer >= 2, got {samples!r}")
     if noise not in ("matched", "per_sample"):
-        raise ValueError(f"noise must be 'matched' or 'per_sample', got {noise!r}")
+        raise ArgumentValueError("noise", f"noise must be 'matched' or 'per_sample', got {noise!r}")
     rng = generator(seed)
     per = geom.periodic
     metric = "block" if geom.stride > 1 else ("periodic_linf" if per else "linf")
@@ -841,9 +845,11 @@ def main(argv: list[str] | None = None) -> int:
     p = cli_parser()
     p.prog = "python -m numerics.scale_detection"
     p.description = "Monte-Carlo D_k, G_k, R_k of the hand-constructed scale-detection net."
-    p.add_argument("--samples", type=int, default=100000)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--noise", choices=["matched", "per_sample"], default="matched")
+    p.add_argument("--samples", type=int, default=100000, help="Monte-Carlo samples per layer (default 100000)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the data, moves and noise (>= 0, default 0)")
+    p.add_argument("--noise", choices=["matched", "per_sample"], default="matched",
+                   help="matched: i.i.d. pixels with n sigma^2 = <|tau x - x|^2> over the batch; per_sample: "
+                        "|eta_i| = |tau x_i - x_i| exactly (default matched)")
     add_convention_flags(p, NOISE_RECTIFY)
     a = p.parse_args(argv)
     try:

@@ -5,15 +5,21 @@ from typing import Any
 
 import numpy as np
 
+from theory.arguments import ArgumentTypeError, ArgumentValueError
+
 __all__ = ["generator"]
 
 
 def generator(seed: Any) -> np.random.Generator:
     """``numpy.random.default_rng(seed)`` for ``seed`` None (fresh entropy), an int >= 0, a numpy Generator (used
-    as is), BitGenerator or SeedSequence; anything else (a negative int, a bool, a float, a string) raises
-    ValueError naming ``seed``."""
-    ok = (seed is None or isinstance(seed, (np.random.Generator, np.random.BitGenerator, np.random.SeedSequence))
-          or (isinstance(seed, (int, np.integer)) and not isinstance(seed, bool) and seed >= 0))
-    if not ok:
-        raise ValueError(f"seed must be None, an integer >= 0 or a numpy Generator/SeedSequence, got {seed!r}")
+    as is), BitGenerator or SeedSequence. A negative int raises :class:`~theory.arguments.ArgumentValueError`, any
+    other type (a bool, a float, a string) :class:`~theory.arguments.ArgumentTypeError` (a TypeError and a
+    ValueError), both naming ``seed``."""
+    msg = f"seed must be None, an integer >= 0 or a numpy Generator/SeedSequence, got {seed!r}"
+    if seed is None or isinstance(seed, (np.random.Generator, np.random.BitGenerator, np.random.SeedSequence)):
+        return np.random.default_rng(seed)
+    if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool):
+        raise ArgumentTypeError("seed", msg)
+    if seed < 0:
+        raise ArgumentValueError("seed", msg)
     return np.random.default_rng(seed)

@@ -246,10 +246,11 @@ def derive_expected_nn_distance(P_: Any = P, d_: Any = d, k_: Any = 1) -> dict[s
 def main(argv: list[str] | None = None) -> dict:
     """Print the spacing law, the NN exponent and the exact E[r_NN] for given P and d."""
     ap = argparse.ArgumentParser(prog="python -m theory.dimension", description=main.__doc__)
-    ap.add_argument("--P", type=int, required=True)
-    ap.add_argument("--d", type=int, required=True)
-    ap.add_argument("--metric", choices=METRICS, default="chebyshev")
-    ap.add_argument("--json", action="store_true")
+    ap.add_argument("--P", type=int, required=True, help="number of points (>= 2)")
+    ap.add_argument("--d", type=int, required=True, help="dimension of the unit cube [0, 1]^d (>= 1)")
+    ap.add_argument("--metric", choices=METRICS, default="chebyshev",
+                    help="distance of the nearest-neighbour law (default chebyshev: exact on the torus)")
+    ap.add_argument("--json", action="store_true", help="print one JSON object")
     a = ap.parse_args(argv)
     out = {
         "P": a.P, "d": a.d, "metric": a.metric,

@@ -92,7 +92,7 @@ import sympy as sp
 
 from theory import rectified_sums as _rs
 from theory import scale_exact as _ex
-from theory.arguments import ArgumentValueError, check_flag, check_real
+from theory.arguments import ArgumentTypeError, ArgumentValueError, check_flag, check_real
 from theory.scale_gauss import relu_mean, relu_product_moment, relu_second_moment
 
 __all__ = [
@@ -132,10 +132,10 @@ class ScaleNetSpec:
 
 def _int(name: str, v, lo: int | None = None) -> int:
     if isinstance(v, bool) or not isinstance(v, (int, np.integer)):
-        raise ValueError(f"{name} must be an integer, got {v!r}")
+        raise ArgumentTypeError(name, f"{name} must be an integer, got {v!r}")
     v = int(v)
     if lo is not None and v < lo:
-        raise ValueError(f"{name} must be >= {lo}, got {v}")
+        raise ArgumentValueError(name, f"{name} must be >= {lo}, got {v}")
     return v
 
 
@@ -146,7 +146,7 @@ def check_dim(v) -> int:
     except (TypeError, ValueError, RuntimeError):  # an array or a tensor
         ok = False
     if not ok:
-        raise ValueError(f"dim must be 1 or 2, got {v!r}")
+        raise ArgumentValueError("dim", f"dim must be 1 or 2, got {v!r}")
     return int(v)
 
 
@@ -156,11 +156,12 @@ def threshold_layer(xi: int, stride: int = 1) -> int:
     xi = _int("xi", xi)
     if stride == 1:
         if xi < 3 or xi % 2 == 0:
-            raise ValueError(f"xi must be an odd integer >= 3 for stride 1 (receptive field 2k+1), got {xi}")
+            raise ArgumentValueError("xi",
+                                     f"xi must be an odd integer >= 3 for stride 1 (receptive field 2k+1), got {xi}")
         return (xi - 1) // 2
     kt = round(math.log(xi) / math.log(stride)) if xi >= stride else 0
     if kt < 1 or stride ** kt != xi:
-        raise ValueError(f"xi must be a power stride^k (k >= 1) for stride {stride}, got {xi}")
+        raise ArgumentValueError("xi", f"xi must be a power stride^k (k >= 1) for stride {stride}, got {xi}")
     return kt
 
 
@@ -173,18 +174,20 @@ def check_params(xi, n, *, dim=1, stride=1, layers=None, periodic=False) -> Scal
     n = _int("n", n)
     layers = kt + 1 if layers is None else _int("layers", layers)
     if layers < kt + 1:
-        raise ValueError(f"layers must be >= k~+1 = {kt + 1} (pooling to the scale xi, then the threshold layer), "
+        raise ArgumentValueError("layers",
+                                 f"layers must be >= k~+1 = {kt + 1} (pooling to the scale xi, then the threshold layer), "
                          f"got {layers}")
     if stride == 1:
         if periodic:
             if n < 2 * xi:
-                raise ValueError(f"n must be >= 2*xi = {2 * xi} on the torus (no wrap-around overlap), got {n}")
+                raise ArgumentValueError("n",
+                                         f"n must be >= 2*xi = {2 * xi} on the torus (no wrap-around overlap), got {n}")
         elif n < 5:
-            raise ValueError(f"n must be >= 5 (a one-pixel margin around >= 3 positions), got {n}")
+            raise ArgumentValueError("n", f"n must be >= 5 (a one-pixel margin around >= 3 positions), got {n}")
     else:
         need = stride ** (layers - 1)
         if n < 2 * xi or n % need:
-            raise ValueError(f"n must be a multiple of stride^(layers-1) = {need} and >= 2*xi = {2 * xi} "
+            raise ArgumentValueError("n", f"n must be a multiple of stride^(layers-1) = {need} and >= 2*xi = {2 * xi} "
                              f"for the strided network, got {n}")
         periodic = True
     return ScaleNetSpec(int(xi), n, int(dim), stride, layers, bool(periodic), kt)
@@ -216,7 +219,7 @@ def move_law(moves: str = "lazy", dim: int = 1) -> tuple[np.ndarray, np.ndarray]
     a diffeo that does not always move every feature.  ``ValueError`` for an unknown law or dim."""
     dim = check_dim(dim)
     if moves not in MOVES or isinstance(moves, bool):
-        raise ValueError(f"moves must be one of {MOVES}, got {moves!r}")
+        raise ArgumentValueError("moves", f"moves must be one of {MOVES}, got {moves!r}")
     grid = np.array(np.meshgrid(*([[-1, 0, 1]] * dim), indexing="ij")).reshape(dim, -1).T.astype(np.int64)
     if moves == "lazy":
         return grid, np.ones(len(grid), np.int64)
@@ -245,12 +248,13 @@ def check_conventions(moves: str = "lazy", rectify: str = "none", preserve_block
     ``preserve_blocks``: the label-preserving diffeo of the block task (a pixel's move is undone when it would leave
     its xi-block, the authors' 1D ``adding_diffeo``), strided networks only."""
     if moves not in MOVES or isinstance(moves, bool):
-        raise ValueError(f"moves must be one of {MOVES}, got {moves!r}")
+        raise ArgumentValueError("moves", f"moves must be one of {MOVES}, got {moves!r}")
     if rectify not in rectify_allowed or isinstance(rectify, bool):
-        raise ValueError(f"rectify must be one of {rectify_allowed}, got {rectify!r}")
+        raise ArgumentValueError("rectify", f"rectify must be one of {rectify_allowed}, got {rectify!r}")
     preserve_blocks = check_flag("preserve_blocks", preserve_blocks)
     if preserve_blocks and stride == 1:
-        raise ValueError("preserve_blocks must be False for stride 1: the block-preserving diffeo belongs to the "
+        raise ArgumentValueError("preserve_blocks",
+                                 "preserve_blocks must be False for stride 1: the block-preserving diffeo belongs to the "
                          "block task of the strided network (stride >= 2)")
     return moves, rectify, preserve_blocks
 
@@ -351,12 +355,14 @@ def realised_output(delta, xi: int, *, stride: int = 1, positions=None) -> np.nd
     if stride == 1:
         d = np.asarray(delta)
         if d.ndim not in (1, 2) or not np.issubdtype(d.dtype, np.integer):
-            raise ValueError(f"delta must be an integer array of shape (P,) or (P, dim), got {d.dtype} {d.shape}")
+            raise ArgumentValueError("delta",
+                                     f"delta must be an integer array of shape (P,) or (P, dim), got {d.dtype} {d.shape}")
         d = np.abs(d).reshape(len(d), -1)
         return np.prod(np.clip(xi - d, 0, None), axis=1).astype(float)
     pos = None if positions is None else np.asarray(positions)
     if pos is None or pos.ndim not in (2, 3) or pos.shape[1] != 2 or not np.issubdtype(pos.dtype, np.integer):
-        raise ValueError(f"positions must be an integer array of shape (P, 2) or (P, 2, dim) for stride > 1, got "
+        raise ArgumentValueError("positions",
+                                 f"positions must be an integer array of shape (P, 2) or (P, 2, dim) for stride > 1, got "
                          f"{None if pos is None else (pos.dtype, pos.shape)}")
     pos = pos.reshape(len(pos), 2, -1)
     return np.all(pos[:, 0] // xi == pos[:, 1] // xi, axis=-1).astype(float)
@@ -814,7 +820,8 @@ def evaluate_sums(expr):
         *inner, (var, lo, hi) = expr.limits            # sympy merges nested Sums; the last limit is the outermost
         lo, hi = (evaluate_sums(b) for b in (lo, hi))
         if not (lo.is_integer and hi.is_integer and lo.is_number and hi.is_number):
-            raise ValueError(f"expr must have integer summation limits after substitution, got {var} in [{lo}, {hi}]")
+            raise ArgumentValueError("expr",
+                                     f"expr must have integer summation limits after substitution, got {var} in [{lo}, {hi}]")
         body = sp.Sum(expr.function, *inner) if inner else expr.function
         return sp.Add(*[evaluate_sums(body.subs(var, v)) for v in range(int(lo), int(hi) + 1)])
     if expr.args:
@@ -854,7 +861,8 @@ def pooling_limit_expressions(dim: int = 1, stride: int = 1, *, moves: str = "la
     """
     dim = check_dim(dim)
     if _int("stride", stride, 1) != 1:
-        raise ValueError(f"stride must be 1 (the strided limits are in asymptotic_laws), got {stride}")
+        raise ArgumentValueError("stride",
+                                 f"stride must be 1 (the strided limits are in asymptotic_laws), got {stride}")
     moves, rectify, _ = check_conventions(moves, rectify)
     mvs, probs, stay = _law_rationals(moves, dim)
     V = 4 * (1 - stay)
@@ -961,12 +969,16 @@ def cli_parser() -> argparse.ArgumentParser:
     """The geometry flags shared by ``python -m theory.scale_detection`` and ``python -m numerics.scale_detection``."""
     p = argparse.ArgumentParser(prog="python -m theory.scale_detection",
                                 description="Exact D_k, G_k, R_k of the hand-constructed scale-detection network.")
-    p.add_argument("--xi", type=int, default=7)
-    p.add_argument("--n", type=int, default=32)
-    p.add_argument("--dim", type=int, default=1)
-    p.add_argument("--stride", type=int, default=1)
-    p.add_argument("--layers", type=int, default=10)
-    p.add_argument("--periodic", action="store_true")
+    p.add_argument("--xi", type=int, default=7,
+                   help="the scale xi: y = +1 iff the two active pixels are closer than xi (default 7)")
+    p.add_argument("--n", type=int, default=32, help="pixels per side of the input (default 32)")
+    p.add_argument("--dim", type=int, default=1, choices=(1, 2), help="1D line or 2D image (default 1)")
+    p.add_argument("--stride", type=int, default=1,
+                   help="stride s of the network; s >= 2 is the block task on the torus (default 1)")
+    p.add_argument("--layers", type=int, default=10,
+                   help="depth L of the network; every layer k = 1..L is reported (default 10)")
+    p.add_argument("--periodic", action="store_true",
+                   help="pixels on the torus, circular padding (default: open frame, one-pixel margin)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     return p
 
@@ -987,11 +999,10 @@ def add_convention_flags(p: argparse.ArgumentParser, rectify_choices: tuple = RE
 
 def cli_error(p: argparse.ArgumentParser, args: argparse.Namespace, e: ValueError) -> int:
     """Report a ValueError of the library as argparse does for the matching flag, "prog: error: argument --name:
-    ..." on stderr (underscores as dashes); returns the exit status 2. The argument is read from ``e.argument``
-    (:class:`theory.arguments.ArgumentError`); for a plain ValueError, whose message starts with the argument's
-    name by this package's convention, from the message's first word."""
+    ..." on stderr (underscores as dashes); returns the exit status 2. The argument is ``e.argument``
+    (:class:`theory.arguments.ArgumentError`); a ValueError without one is reported without a flag."""
     msg = str(e)
-    name = getattr(e, "argument", None) or msg.split(" ", 1)[0]
+    name = getattr(e, "argument", None) or ""
     flag = name.replace("_", "-")
     print(f"{p.prog}: error: {f'argument --{flag}: ' if name in vars(args) else ''}{msg}", file=sys.stderr)
     return 2
