@@ -429,3 +429,10 @@ def test_ctrl_c_in_training_reaches_the_caller(tmp_path, monkeypatch, name):
         clear_cache()
         architectures.clear_cache()
     assert not list(tmp_path.glob("*.png"))  # nothing drawn from a half-trained net
+
+
+@pytest.mark.parametrize("dim", [1, 2])
+def test_cnn_layers_asymptotic_exponents_are_the_papers_scalings(dim):
+    # Tomasini et al. 2022 (hand-constructed net, stride 1): D_k ~ 1/k, G_k ~ k^(d/2), so R_k ~ k^(-1-d/2); here
+    # taken from the sympy laws by a limit of the log-derivative
+    assert [cnn_layers.asymptotic_exponent(dim, q) for q in "DGR"] == [-1.0, dim / 2, -1 - dim / 2]

@@ -25,6 +25,7 @@ over probes), which ignores the training variation.
 """
 from __future__ import annotations
 
+import functools
 import math
 from pathlib import Path
 
@@ -34,8 +35,21 @@ from verify.experiments.common import (SIZES, draw_figure, fmt, fmt_seeds, inter
 
 NAME = "cnn_layers"
 
-# asymptotic depth exponents of the hand-constructed net (theory.scale_detection.asymptotic_laws, stride 1)
-ASYMPTOTIC = {1: {"D": -1.0, "G": 0.5, "R": -1.5}, 2: {"D": -1.0, "G": 1.0, "R": -2.0}}
+
+
+@functools.lru_cache(maxsize=None)
+def asymptotic_exponent(dim: int, q: str) -> float:
+    """The large-k depth exponent of ``q`` (D, G or R) of the hand-constructed net, stride 1:
+    :math:`\lim_{k\to\infty} d\log q_k / d\log k` of :func:`theory.scale_detection.asymptotic_laws`
+    (-1, dim/2 and -1 - dim/2)."""
+    import sympy as sp
+
+    from theory.scale_detection import asymptotic_laws
+
+    laws = asymptotic_laws(dim, 1)
+    k, f = laws["k"], laws[q]
+    return float(sp.limit(k * sp.diff(f, k) / f, k, sp.oo))
+
 SIGN = {"D": -1, "G": +1, "R": -1}
 
 
@@ -113,7 +127,7 @@ def analyse(dim: int, p: dict, trained: list, init: list, theory: list[dict] | N
         f_in = _fit(init, q, kmax)
         f_th = _fit(theory, q, kmax) if theory is not None else None
         fits[q] = {"trained": f_tr, "trained_all": f_all, "init": f_in, "theory": f_th,
-                   "asymptotic": ASYMPTOTIC[dim][q]}
+                   "asymptotic": asymptotic_exponent(dim, q)}
         sign = SIGN[q]
         word = "falls" if sign < 0 else "grows"
         fits[q]["trend"] = trend
@@ -151,9 +165,9 @@ def analyse(dim: int, p: dict, trained: list, init: list, theory: list[dict] | N
             rows.append(make_row(exp, f"{tag} {q}_k depth exponent, trained vs theory", None, None, None, "info",
                                  note="fewer than 2 usable layers in the pooling stage"))
             continue
-        pred = f_th["exponent"] if f_th is not None else ASYMPTOTIC[dim][q]
+        pred = f_th["exponent"] if f_th is not None else asymptotic_exponent(dim, q)
         src = "exact hand-constructed net, same layers" if f_th is not None else "asymptotic law"
-        note = (f"predicted: {src}; asymptotic {ASYMPTOTIC[dim][q]:+g}; at init {f_in['exponent']:+.2f}"
+        note = (f"predicted: {src}; asymptotic {asymptotic_exponent(dim, q):+g}; at init {f_in['exponent']:+.2f}"
                 if f_in is not None else f"predicted: {src}")
         if f_th is None and theory_note:
             note += f" ({theory_note})"
