@@ -15,13 +15,13 @@ r"""Feature-regime limit and sparsification of a one-hidden-layer ReLU network (
 from __future__ import annotations
 
 import math
-import sys
 from dataclasses import dataclass, field
 
 import numpy as np
 from scipy.linalg import cho_factor, cho_solve, LinAlgError
 
 from numerics.seeds import generator
+from numerics.torch_optional import is_tensor, loaded_torch
 from theory.arguments import ArgumentTypeError
 
 __all__ = ["L1Solution", "min_l1_interpolant", "AtomCount", "count_atoms", "relu_features"]
@@ -35,8 +35,8 @@ def _array(v, name: str, ndim: int) -> np.ndarray:
     """``v`` as a finite float array with ``ndim`` dimensions, else an error naming ``name`` (a TypeError, also a
     ValueError, for something that is not a real array). A torch tensor is detached and copied to the host (one that
     requires grad used to fail inside ``numpy()``)."""
-    t = sys.modules.get("torch")
-    if t is not None and isinstance(v, t.Tensor):
+    t = loaded_torch()
+    if is_tensor(v):
         if v.is_complex() or not (v.is_floating_point() or v.dtype in (t.int8, t.int16, t.int32, t.int64, t.uint8)):
             raise ArgumentTypeError(name, f"{name} must be a real {ndim}-d array, got a tensor of dtype {v.dtype}")
         v = v.detach().to("cpu", t.float64).numpy()

@@ -38,7 +38,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import sys
 from dataclasses import dataclass
 from fractions import Fraction
 from functools import lru_cache
@@ -48,6 +47,7 @@ import numpy as np
 from numba import njit, prange
 
 from numerics.seeds import generator
+from numerics.torch_optional import import_torch, is_tensor, is_torch_generator
 from theory import diffeo as _th
 from theory.arguments import ArgumentTypeError, ArgumentValueError, check_flag as _check_flag, check_memory
 
@@ -120,23 +120,16 @@ def _check_batch_dims(batch_dims: Any) -> int:
     return int(batch_dims)
 
 
-def _torch():
-    import torch
-
-    return torch
-
-
 def _is_torch(x: Any) -> bool:
     """True for a torch.Tensor (or a subclass of it) or a torch.Generator; torch is not imported for the test."""
-    torch = sys.modules.get("torch")
-    return torch is not None and isinstance(x, (torch.Tensor, torch.Generator))
+    return is_tensor(x) or is_torch_generator(x)
 
 
 def _normal_sampler(seed: Any):
     """A function ``shape -> standard normal float64 array`` drawing from ``seed`` (None, int, numpy Generator,
     or torch.Generator; the torch generator draws on its own device and the result is moved to the host)."""
     if _is_torch(seed):
-        torch = _torch()
+        torch = import_torch()
         if not isinstance(seed, torch.Generator):
             raise ValueError(f"seed must be None, an integer >= 0, a numpy Generator or a torch.Generator, "
                              f"got {seed!r}")
@@ -224,7 +217,7 @@ def _as_fraction(c: Any) -> Fraction:
 def _per_sample(value: Any, name: str, batch: int, low: float) -> float | np.ndarray:
     """A scalar (checked by :func:`check_real`) or a read-only float64 array of shape (batch,), finite, >= low."""
     if _is_torch(value):  # a tensor (one that requires grad too): its values
-        value = value.detach().cpu().numpy() if value.dtype != _torch().bfloat16 else value.detach().float().numpy()
+        value = value.detach().cpu().numpy() if value.dtype != import_torch().bfloat16 else value.detach().float().numpy()
     if np.ndim(value) == 0:
         return check_real(value, name, low)
     arr = np.asarray(value)
@@ -244,7 +237,7 @@ def _per_sample(value: Any, name: str, batch: int, low: float) -> float | np.nda
 def _coef_numpy(coef: Any) -> np.ndarray:
     """The coefficients as a float64 numpy array (a torch tensor is detached and moved to the host)."""
     if _is_torch(coef):
-        return coef.detach().to("cpu", dtype=_torch().float64).numpy()
+        return coef.detach().to("cpu", dtype=import_torch().float64).numpy()
     return coef
 
 
@@ -293,7 +286,7 @@ class SineDiffeo:
         """A copy whose ``coef`` is a new torch tensor (default float64 on the CPU), a leaf that requires grad if
         ``requires_grad``: ``d = sample_diffeos(...).to_torch(requires_grad=True)``, ``deform(x, diffeo=d)``,
         then ``d.coef.grad`` after a backward pass."""
-        torch = _torch()
+        torch = import_torch()
         dtype = torch.float64 if dtype is None else dtype
         if _is_torch(self.coef):
             coef = self.coef.detach().to(device=device, dtype=dtype).clone()
@@ -672,7 +665,7 @@ def _kernel_output(out: np.ndarray, lay: _Layout, out_dtype: type) -> np.ndarray
 
 def _torch_compute_dtype(x: Any, name: str = "x"):
     """The compute dtype of a torch image: float64 for float64, float32 for float32 / float16 / bfloat16 / uint8."""
-    torch = _torch()
+    torch = import_torch()
     if x.dtype == torch.float64:
         return torch.float64
     if x.is_floating_point() or x.dtype == torch.uint8:
@@ -681,13 +674,13 @@ def _torch_compute_dtype(x: Any, name: str = "x"):
 
 
 def _check_finite_torch(x: Any, name: str = "x") -> None:
-    if x.is_floating_point() and not bool(_torch().isfinite(x).all()):
+    if x.is_floating_point() and not bool(import_torch().isfinite(x).all()):
         raise ValueError(f"{name} contains non-finite values (nan or inf)")
 
 
 def _torch_output(out: Any, x: Any) -> Any:
     """``out`` (compute dtype, x's shape) in x's dtype (uint8: rounded and clamped) and tensor subclass."""
-    torch = _torch()
+    torch = import_torch()
     if x.dtype == torch.uint8 and out.is_floating_point():
         out = out.round().clamp(0, 255).to(torch.uint8)
     elif out.dtype != x.dtype:
@@ -704,7 +697,7 @@ def _needs_torch_ops(x: Any, *others: Any) -> bool:
 
 def _numpy_view(x: Any) -> np.ndarray:
     """A numpy array sharing the memory of a CPU tensor that needs no gradient (half precision -> float32 copy)."""
-    torch = _torch()
+    torch = import_torch()
     t = x.detach()
     if t.dtype in (torch.float16, torch.bfloat16):
         t = t.to(torch.float32)
@@ -712,7 +705,7 @@ def _numpy_view(x: Any) -> np.ndarray:
 
 
 def _from_numpy(out: np.ndarray, x: Any) -> Any:
-    return _torch_output(_torch().from_numpy(out), x)
+    return _torch_output(import_torch().from_numpy(out), x)
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -744,7 +737,7 @@ def remap(x: Any, fields: Any, *, interp: str = "linear", batch_dims: int = 1) -
             f = _check_field_array(_coef_numpy(fields), lay)
             return _from_numpy(_kernel_output(_remap(img, f, code), lay, out_dtype), x)
         _check_finite_torch(x)
-        torch = _torch()
+        torch = import_torch()
         f = torch.as_tensor(fields, device=x.device, dtype=compute)
         shape = (lay.B, 2, *lay.HW)
         if tuple(f.shape) != shape:
@@ -769,7 +762,7 @@ def _check_diffeo(diffeo: Any, lay: _Layout) -> None:
         )
     coef = diffeo.coef
     if _is_torch(coef):
-        if not coef.is_floating_point() or not bool(_torch().isfinite(coef).all()):
+        if not coef.is_floating_point() or not bool(import_torch().isfinite(coef).all()):
             raise ValueError("diffeo.coef must be a finite floating-point tensor")
     elif not np.isfinite(coef).all():
         raise ValueError("diffeo.coef contains non-finite values (nan or inf)")
@@ -868,7 +861,7 @@ def deform(
 # torch path
 # ----------------------------------------------------------------------------------------------------------
 def _fields_torch(diffeo: SineDiffeo, device, dtype):
-    torch = _torch()
+    torch = import_torch()
     sy, sx = (torch.tensor(t, device=device, dtype=dtype) for t in diffeo.sine_tables())
     if _is_torch(diffeo.coef):
         coef = diffeo.coef.to(device=device, dtype=dtype)
@@ -884,7 +877,7 @@ def _fields_torch(diffeo: SineDiffeo, device, dtype):
 def _remap_torch(img, f, interp: int):
     """Pull-back of a validated floating-point (B, C, H, W) tensor by fields f (B, 2, H, W) of its dtype and device;
     the same arithmetic as the numba kernel."""
-    torch = _torch()
+    torch = import_torch()
     B, C, H, W = img.shape
     flat = img.reshape(B, C, H * W)
     gy = torch.arange(H, device=img.device, dtype=img.dtype)[:, None]

@@ -32,12 +32,12 @@ Closed form for a linear map (derived here, checked against Monte Carlo in ``tes
 from __future__ import annotations
 
 import math
-import sys
 from typing import Any
 
 import numpy as np
 
 from numerics.seeds import generator
+from numerics.torch_optional import is_tensor, loaded_torch
 from theory.arguments import ArgumentTypeError, check_memory
 
 __all__ = [
@@ -64,8 +64,8 @@ ORTHONORMAL_TOL = 1e-8  # max ||u_i| - 1|, ||v_i| - 1|, |u_i . v_i| accepted by 
 def _check_theta(theta: Any, n: int | None = None) -> np.ndarray | float:
     """θ must be finite and in [0, π]; one angle per sample (shape (n,)) or a scalar (the only form when
     n is None)."""
-    t = sys.modules.get("torch")
-    if t is not None and isinstance(theta, t.Tensor):  # its values (also when it requires grad)
+    t = loaded_torch()
+    if is_tensor(theta):  # its values (also when it requires grad)
         theta = theta.detach().to("cpu", t.float64).numpy() if not theta.is_complex() else theta.detach().numpy()
     if np.iscomplexobj(theta) or isinstance(theta, (str, bytes)) or theta is None:
         raise ArgumentTypeError("theta", f"theta must be a real number in [0, pi], got {type(theta).__name__}")

@@ -31,7 +31,7 @@ from theory.scale_detection import (add_convention_flags, cli_error, cli_parser,
                                     check_params, move_law, noise_sigma)
 
 __all__ = [
-    "ScaleDetectionData", "make_dataset", "sample_moves", "move_positions", "diffeo_moves", "matched_noise",
+    "ScaleDetectionData", "make_dataset", "sample_moves", "move_positions", "diffeo_moves", "pixel_noise",
     "NetGeometry", "forward", "simulate_layers", "brute_force_layers", "main", "OneClassWarning",
 ]
 
@@ -295,9 +295,11 @@ def _rectify(x: np.ndarray, eta: np.ndarray, rectify: str) -> np.ndarray:
     return eta
 
 
-def matched_noise(x, x_diffeo, *, per_sample: bool = False, seed=None, sigma: float | None = None,
-                  rectify: str = "none") -> np.ndarray:
-    """Gaussian noise matched to the diffeo: i.i.d. N(0, sigma^2) on every pixel with
+def pixel_noise(x, x_diffeo, *, per_sample: bool = False, seed=None, sigma: float | None = None,
+                rectify: str = "none") -> np.ndarray:
+    """I.i.d. Gaussian pixel noise at the diffeo's variance (the noise of the exact theory, whose G_k assumes
+    independent Gaussian pixels; :func:`numerics.stability.matched_noise` instead draws a random direction of exactly
+    the matched norm): N(0, sigma^2) on every pixel with
     n_pixels sigma^2 = <|tau x - x|^2> over the batch (or the given `sigma`, e.g. the exact
     `theory.scale_detection.noise_sigma`); per_sample=True rescales each draw to
     |eta_i| = |tau x_i - x_i| exactly.

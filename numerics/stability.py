@@ -57,7 +57,6 @@ from __future__ import annotations
 
 import copy
 import math
-import sys
 import warnings
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
@@ -68,6 +67,7 @@ from scipy.spatial.distance import pdist
 
 from numerics.rotations import random_planes, random_rotations, rotate
 from numerics.seeds import generator
+from numerics.torch_optional import import_torch, is_module, is_tensor, is_torch_generator
 from theory.arguments import check_choice, check_flag, check_int, check_memory
 
 __all__ = [
@@ -142,22 +142,6 @@ class StabilityResult:
 # ----------------------------------------------------------------------------------------------------------
 # validation
 # ----------------------------------------------------------------------------------------------------------
-def _torch():
-    import torch
-
-    return torch
-
-
-def _is_tensor(x: Any) -> bool:
-    t = sys.modules.get("torch")
-    return t is not None and isinstance(x, t.Tensor)
-
-
-def _is_module(f: Any) -> bool:
-    t = sys.modules.get("torch")
-    return t is not None and isinstance(f, t.nn.Module)
-
-
 def _check_options(noise, estimator, exclude_diagonal, errors, n_boot, batch_size, median="midpoint") -> None:
     check_choice(noise, "noise", NOISE_MODES)
     check_choice(estimator, "estimator", ESTIMATORS)
@@ -194,13 +178,13 @@ def _check_inputs(x: Any, x_diffeo: Any) -> int:
 
 def _check_real(arr: Any, name: str) -> None:
     """Complex inputs are rejected: casting them to the real dtype of f would drop the imaginary part."""
-    if (arr.is_complex() if _is_tensor(arr) else np.iscomplexobj(arr)):
+    if (arr.is_complex() if is_tensor(arr) else np.iscomplexobj(arr)):
         raise ValueError(f"{name} must be real, got a complex array")
 
 
 def _all_finite(arr: Any, name: str = "x") -> bool:
-    if _is_tensor(arr):
-        torch = _torch()
+    if is_tensor(arr):
+        torch = import_torch()
         if not (arr.is_floating_point() or arr.is_complex()):
             return True
         return bool(torch.isfinite(arr).all())
@@ -232,7 +216,7 @@ class _NumpyBackend:
 
     @staticmethod
     def to_numpy2d(out: Any, n: int, what: str) -> np.ndarray:
-        if _is_tensor(out):
+        if is_tensor(out):
             out = out.detach().cpu().numpy()
         _check_real(out, f"the output of {what}")
         return _as_2d(np.asarray(out, dtype=np.float64), n, what)
@@ -245,38 +229,38 @@ class _TorchBackend:
     torch = True
 
     def __init__(self, f: Any, x: Any):
-        torch = _torch()
-        self.device = x.device if _is_tensor(x) else torch.device("cpu")
-        if _is_tensor(x):
+        torch = import_torch()
+        self.device = x.device if is_tensor(x) else torch.device("cpu")
+        if is_tensor(x):
             self.dtype = x.dtype if x.is_floating_point() else torch.get_default_dtype()
         else:
             a = np.asarray(x)
             self.dtype = (torch.from_numpy(np.zeros(1, dtype=a.dtype)).dtype
                           if np.issubdtype(a.dtype, np.floating) else torch.get_default_dtype())
-        if _is_module(f):
+        if is_module(f):
             tensors = [t for t in list(f.parameters()) + list(f.buffers()) if t.is_floating_point()]
             if tensors:
                 self.device = tensors[0].device
                 self.dtype = tensors[0].dtype
 
     def prepare(self, x: Any):
-        torch = _torch()
-        if not _is_tensor(x):
+        torch = import_torch()
+        if not is_tensor(x):
             x = torch.from_numpy(np.ascontiguousarray(np.asarray(x)))
         return x.detach().to(device=self.device, dtype=self.dtype)
 
     @staticmethod
     def to_numpy2d(out: Any, n: int, what: str) -> np.ndarray:
         _check_real(out, f"the output of {what}")
-        if _is_tensor(out):
-            out = out.detach().to("cpu", _torch().float64).numpy()
+        if is_tensor(out):
+            out = out.detach().to("cpu", import_torch().float64).numpy()
         return _as_2d(np.asarray(out, dtype=np.float64), n, what)
 
 
 def _backend(f: Any, x: Any):
     if not callable(f):
         raise ValueError(f"f must be callable (a function or a torch.nn.Module), got {type(f).__name__}")
-    if _is_module(f) or _is_tensor(x):
+    if is_module(f) or is_tensor(x):
         return _TorchBackend(f, x)
     return _NumpyBackend(x)
 
@@ -304,19 +288,14 @@ def _noise_radius(norms: np.ndarray, mode: str) -> np.ndarray:
 def _rng_and_generator(seed: Any, backend) -> tuple[np.random.Generator, Any]:
     """One numpy Generator drives everything (noise first, then bootstrap). A torch.Generator as seed is
     used for the torch noise; the bootstrap Generator is then seeded from it."""
-    if _is_tensor_generator(seed):
+    if is_torch_generator(seed):
         if not backend.torch:
             raise ValueError("seed: a torch.Generator is accepted only with torch inputs or modules; "
                              "pass an int or a numpy Generator")
-        torch = _torch()
+        torch = import_torch()
         s = int(torch.randint(0, 2**62, (1,), generator=seed))
         return np.random.default_rng(s), seed
     return generator(seed), None
-
-
-def _is_tensor_generator(seed: Any) -> bool:
-    t = sys.modules.get("torch")
-    return t is not None and isinstance(seed, t.Generator)
 
 
 def matched_noise(x: Any, x_diffeo: Any, *, noise: str = "per_sample", seed: Any = None):
@@ -330,7 +309,7 @@ def matched_noise(x: Any, x_diffeo: Any, *, noise: str = "per_sample", seed: Any
     """
     check_choice(noise, "noise", NOISE_MODES)
     _check_inputs(x, x_diffeo)
-    be = _NumpyBackend(x) if not _is_tensor(x) else _TorchBackend(None, x)
+    be = _NumpyBackend(x) if not is_tensor(x) else _TorchBackend(None, x)
     rng, gen = _rng_and_generator(seed, be)
     x, x_diffeo = _as_indexable(x), _as_indexable(x_diffeo)
     P = _shape(x)[0]
@@ -620,7 +599,7 @@ def _diff_norms(be, x, x_diffeo, slices) -> np.ndarray:
     for sl in slices:
         xs, xd = be.prepare(x[sl]), be.prepare(x_diffeo[sl])
         if be.torch:
-            torch = _torch()
+            torch = import_torch()
             out.append((xd.to(torch.float64) - xs.to(torch.float64)).reshape(xs.shape[0], -1).norm(dim=1).cpu()
                        .numpy())
         else:
@@ -647,7 +626,7 @@ class _NoiseStream:
         self.radius = _noise_radius(_diff_norms(be, x, x_diffeo, slices), mode)
         self.next = 0
         if be.torch:
-            torch = _torch()
+            torch = import_torch()
             self.gen = gen if gen is not None else torch.Generator().manual_seed(int(rng.integers(0, 2**63 - 1)))
             self.block_rows = max(1, NOISE_BLOCK // self.row)
             self.block = None
@@ -656,7 +635,7 @@ class _NoiseStream:
             self.rng = rng
 
     def _torch_rows(self, s: int, e: int):
-        torch = _torch()
+        torch = import_torch()
         parts = []
         while s < e:
             if self.block is None or s >= self.block_start + self.block.shape[0]:
@@ -675,7 +654,7 @@ class _NoiseStream:
         self.next = e
         r = self.radius[s:e]
         if self.be.torch:
-            torch = _torch()
+            torch = import_torch()
             g = self._torch_rows(s, e).clone()
             g *= torch.from_numpy(np.ascontiguousarray(r))[:, None] / g.norm(dim=1, keepdim=True)
             return g.reshape(xs.shape).to(device=self.be.device, dtype=self.be.dtype)
@@ -716,7 +695,7 @@ class _Accumulator:
 
     def _sqdiff(self, y, y0):
         d = y - y0
-        if _is_tensor(d):
+        if is_tensor(d):
             r = d * d if self.per_coordinate else (d * d).sum(dim=1)
             return r.cpu().numpy()
         with np.errstate(over="ignore"):  # an overflow is reported by add()
@@ -724,7 +703,7 @@ class _Accumulator:
 
     def add(self, sl: slice, y0, yt, ye) -> None:
         A, C = self._sqdiff(yt, y0), self._sqdiff(ye, y0)
-        a = y0.cpu().numpy() if _is_tensor(y0) else y0
+        a = y0.cpu().numpy() if is_tensor(y0) else y0
         if not (np.all(np.isfinite(A)) and np.all(np.isfinite(C))):
             raise ValueError(_overflow_message(self.label, [np.max(np.abs(a)), _max_abs(yt), _max_abs(ye)]))
         self.A.append(A)
@@ -762,7 +741,7 @@ class _Accumulator:
 
 
 def _max_abs(y) -> float:
-    if _is_tensor(y):
+    if is_tensor(y):
         return float(y.abs().max()) if y.numel() else 0.0
     return float(np.max(np.abs(y))) if np.size(y) else 0.0
 
@@ -788,7 +767,7 @@ def _trim_heap() -> None:
 
 
 def _as_indexable(x: Any) -> Any:
-    return x if (_is_tensor(x) or isinstance(x, np.ndarray)) else np.asarray(x)
+    return x if (is_tensor(x) or isinstance(x, np.ndarray)) else np.asarray(x)
 
 
 def _stream(make_forward: Callable, f: Any, x: Any, x_diffeo: Any, *, noise: str, seed: Any,
@@ -821,7 +800,7 @@ def _stream(make_forward: Callable, f: Any, x: Any, x_diffeo: Any, *, noise: str
         sums: dict[str, np.ndarray] = {}
         for sl in slices:
             for name, y in forward(be.prepare(x[sl])).items():
-                a = y.cpu().numpy() if _is_tensor(y) else y
+                a = y.cpu().numpy() if is_tensor(y) else y
                 sums[name] = a.sum(axis=0) if name not in sums else sums[name] + a.sum(axis=0)
         means = {k: v / P for k, v in sums.items()}
     acc: dict[str, _Accumulator] = {}
@@ -881,7 +860,7 @@ def relative_stability(f: Any, x: Any, x_diffeo: Any, *, noise: str = "per_sampl
 
     def make_forward(be):
         if be.torch:
-            torch = _torch()
+            torch = import_torch()
 
             def forward(batch):
                 with torch.no_grad():
@@ -917,7 +896,7 @@ def layerwise_stability(model: Any, x: Any, x_diffeo: Any, *, layers: Sequence[s
     and the per-coordinate squared differences of every layer (3 x P x dim, float64). ``batch_size=None`` is one
     batch of all P. Other arguments as in :func:`relative_stability`.
     """
-    torch = _torch()
+    torch = import_torch()
     if not isinstance(model, torch.nn.Module):
         raise ValueError(f"model must be a torch.nn.Module, got {type(model).__name__}")
     _check_options(noise, estimator, exclude_diagonal, errors, n_boot, batch_size, median)
@@ -944,7 +923,7 @@ def layerwise_stability(model: Any, x: Any, x_diffeo: Any, *, layers: Sequence[s
 
     def make_hook(name):
         def hook(module, inputs, output):
-            if not _is_tensor(output):
+            if not is_tensor(output):
                 raise ValueError(f"layer {name!r} returned {type(output).__name__}, not a tensor; "
                                  "exclude it with layers=[...]")
             _check_real(output, f"the output of layer {name!r}")
@@ -970,7 +949,7 @@ def layerwise_stability(model: Any, x: Any, x_diffeo: Any, *, layers: Sequence[s
                 raise ValueError(f"layer {key!r} returned non-finite values (nan or inf)")
             res[key] = t
         if include_output:
-            if not _is_tensor(out):
+            if not is_tensor(out):
                 raise ValueError(f"model returned {type(out).__name__}, not a tensor; use include_output=False")
             _check_real(out, "the model output")
             if out.ndim == 0 or out.shape[0] != n:
@@ -1042,7 +1021,7 @@ def rotation_stability(f: Any, x: Any, theta: float, *, n_rotations: int = 1, es
     if isinstance(sphere_tol, bool) or not (isinstance(sphere_tol, (int, float, np.integer, np.floating))
                                             and math.isfinite(sphere_tol) and sphere_tol >= 0):
         raise ValueError(f"sphere_tol must be a finite number >= 0, got {sphere_tol!r}")
-    xn = x.detach().to("cpu", _torch().float64).numpy() if _is_tensor(x) else np.asarray(x, dtype=np.float64)
+    xn = x.detach().to("cpu", import_torch().float64).numpy() if is_tensor(x) else np.asarray(x, dtype=np.float64)
     radius = np.linalg.norm(xn, axis=1)
     worst = float(np.max(np.abs(radius - 1.0)))
     if worst > sphere_tol:
@@ -1057,7 +1036,7 @@ def rotation_stability(f: Any, x: Any, theta: float, *, n_rotations: int = 1, es
     def call(arr):
         inp = be.prepare(arr)
         if be.torch:
-            with _torch().no_grad():
+            with import_torch().no_grad():
                 return be.to_numpy2d(f(inp), arr.shape[0], "f")
         return be.to_numpy2d(f(inp), arr.shape[0], "f")
 

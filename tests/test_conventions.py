@@ -28,7 +28,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from numerics.scale_detection import (brute_force_layers, diffeo_moves, make_dataset, matched_noise, sample_moves,
+from numerics.scale_detection import (brute_force_layers, diffeo_moves, make_dataset, pixel_noise, sample_moves,
                                       sample_terms, simulate_layers)
 from theory.scale_detection import (asymptotic_laws, diffeo_input_norm, exact_layers, move_law, noise_sigma,
                                     pooling_limit_expressions)
@@ -293,17 +293,17 @@ def test_block_preserving_diffeo_keeps_every_label():
 def test_matched_noise_rectification():
     d = make_dataset(20, 5, seed=0)
     xt = diffeo_moves(d, seed=1, moves="always")
-    raw = matched_noise(d.x, xt, seed=2)
-    eta = matched_noise(d.x, xt, seed=2, rectify="noise")
+    raw = pixel_noise(d.x, xt, seed=2)
+    eta = pixel_noise(d.x, xt, seed=2, rectify="noise")
     assert np.array_equal(eta, np.maximum(raw, 0))
-    inp = matched_noise(d.x, xt, seed=2, rectify="input")
+    inp = pixel_noise(d.x, xt, seed=2, rectify="input")
     assert np.array_equal(d.x + inp, np.maximum(d.x + raw, 0))
     # E ReLU(sigma g) = sigma/sqrt(2 pi): 5 s.e.
     sig = math.sqrt(np.mean(((xt - d.x) ** 2).sum(1)) / 20)
     assert abs(eta.mean() - sig / math.sqrt(2 * math.pi)) < 5 * sig * math.sqrt(0.5 - 0.5 / math.pi) / math.sqrt(
         eta.size)
-    per = matched_noise(d.x, xt, seed=2, per_sample=True, rectify="noise")
-    assert np.array_equal(per, np.maximum(matched_noise(d.x, xt, seed=2, per_sample=True), 0))
+    per = pixel_noise(d.x, xt, seed=2, per_sample=True, rectify="noise")
+    assert np.array_equal(per, np.maximum(pixel_noise(d.x, xt, seed=2, per_sample=True), 0))
 
 
 def test_always_moves_always_move():
@@ -386,7 +386,7 @@ def test_half_width_gap_is_the_authors_gap_dist(case):
     (lambda: sample_moves(3, 1, 0, moves="lazy2"), "moves"),
     (lambda: diffeo_moves(make_dataset(12, 3), block=0), "block"),
     (lambda: diffeo_moves(make_dataset(12, 3), moves=None), "moves"),
-    (lambda: matched_noise(np.zeros((2, 4)), np.ones((2, 4)), rectify="relu"), "rectify"),
+    (lambda: pixel_noise(np.zeros((2, 4)), np.ones((2, 4)), rectify="relu"), "rectify"),
     (lambda: make_dataset(12, 3, sites="inner"), "sites"),
     (lambda: make_dataset(12, 3, sites="off_diagonal"), "sites"),
     (lambda: make_dataset(12, 3, metric="periodic", sites="margin"), "sites"),

@@ -26,7 +26,7 @@ import sympy as sp
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from numerics.scale_detection import (brute_force_layers, diffeo_moves, make_dataset, matched_noise, sample_moves,
+from numerics.scale_detection import (brute_force_layers, diffeo_moves, make_dataset, pixel_noise, sample_moves,
                                       simulate_layers)
 from theory.scale_detection import (asymptotic_laws, check_params, diffeo_input_norm, evaluate_sums, exact_layers,
                                     noise_sigma, pooling_D_expression, pooling_limit_expressions, threshold_layer,
@@ -334,21 +334,21 @@ def test_moves_and_noise():
     mv = sample_moves(30000, 2, 0)
     freq = np.array([(mv == v).mean() for v in (-1, 0, 1)])
     assert np.all(np.abs(freq - 1 / 3) < 5 * np.sqrt(2 / 9 / mv.size))
-    eta = matched_noise(d.x, xt, seed=2)
+    eta = pixel_noise(d.x, xt, seed=2)
     # definition: n_pix sigma^2 = <|tau x - x|^2> over the batch; the mean of eta^2 over N i.i.d. N(0, sigma^2)
     # values has relative s.e. sqrt(2/N): 5 s.e. tolerance (false-alarm rate < 1e-6)
     sig2 = np.mean(((xt - d.x) ** 2).sum(1)) / 20
     assert abs(np.mean(eta ** 2) / sig2 - 1) < 5 * math.sqrt(2 / eta.size)
     assert abs(np.mean(eta)) < 5 * math.sqrt(sig2 / eta.size)
-    eta_s = matched_noise(d.x, xt, seed=3, sigma=0.7)                   # a given sigma overrides the matching
+    eta_s = pixel_noise(d.x, xt, seed=3, sigma=0.7)                   # a given sigma overrides the matching
     assert abs(np.mean(eta_s ** 2) / 0.49 - 1) < 5 * math.sqrt(2 / eta_s.size)
     with pytest.raises(ValueError, match=r"^sigma must"):
-        matched_noise(d.x, xt, sigma=-1.0)
+        pixel_noise(d.x, xt, sigma=-1.0)
     with pytest.raises(ValueError, match=r"^sigma must"):
-        matched_noise(d.x, xt, sigma=float("nan"))
+        pixel_noise(d.x, xt, sigma=float("nan"))
     with pytest.raises(ValueError, match=r"^x and x_diffeo must have the same shape"):
-        matched_noise(d.x, xt[:, :-1])
-    eta2 = matched_noise(d.x, xt, per_sample=True, seed=2)
+        pixel_noise(d.x, xt[:, :-1])
+    eta2 = pixel_noise(d.x, xt, per_sample=True, seed=2)
     np.testing.assert_allclose((eta2 ** 2).sum(1), ((xt - d.x) ** 2).sum(1), atol=1e-9)
     # exact sigma: E|eta|^2 = E|tau x - x|^2 over the dataset and moves
     s = noise_sigma(5, 20)

@@ -5,7 +5,7 @@
 layer's representation (through ``verify.models.Tapped`` and forward hooks) is measured by Monte Carlo with
 ``numerics.stability.layerwise_stability`` (bootstrap standard errors) and compared with
 ``theory.scale_detection.exact_layers``.  The noise is the theory's: i.i.d. Gaussian on every pixel with the exact
-σ of ``theory.scale_detection.noise_sigma`` (E|η|² = E|τx - x|²), drawn by ``numerics.scale_detection.matched_noise``
+σ of ``theory.scale_detection.noise_sigma`` (E|η|² = E|τx - x|²), drawn by ``numerics.scale_detection.pixel_noise``
 and passed to the estimator as the perturbed input, so G_k is the estimator's normalised sensitivity to x -> x + η
 (same probes, same pair denominator as D_k).  Verdict per layer and quantity: pass if
 |measured - exact| <= 4 s.e. (s.e. of R_k by the delta method from the two numerators).  G_k, R_k after the
@@ -63,7 +63,7 @@ def run(*, quick: bool, out_dir: Path, seed: int = 0, device: str | None = None,
         dims=(1, 2), progress: bool = True) -> dict:
     size = resolve_size(quick, size)
     p = SIZES[size]["handcrafted"]
-    from numerics.scale_detection import diffeo_moves, make_dataset, matched_noise, simulate_layers
+    from numerics.scale_detection import diffeo_moves, make_dataset, pixel_noise, simulate_layers
     from numerics.stability import layerwise_stability
     from theory.scale_detection import exact_layers, noise_sigma
     from verify.handcrafted import HandcraftedNet
@@ -79,7 +79,7 @@ def run(*, quick: bool, out_dir: Path, seed: int = 0, device: str | None = None,
         xd = np.asarray(diffeo_moves(ds, seed=seed + 1), dtype=np.float64)
         net = HandcraftedNet(xi, n, dim=dim, stride=1, layers=L)
         tapped = Tapped(net, len(exact))
-        eta = matched_noise(x, xd, sigma=noise_sigma(xi, n, dim=dim), seed=seed + 3)
+        eta = pixel_noise(x, xd, sigma=noise_sigma(xi, n, dim=dim), seed=seed + 3)
         kw = dict(layers=tapped.layer_names(), include_output=False, noise="mean", errors="bootstrap",
                   n_boot=SIZES[size]["n_boot"], seed=seed + 2, batch_size=512)
         res_d = layerwise_stability(tapped, x, xd, **kw)
