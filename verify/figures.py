@@ -63,6 +63,16 @@ def _plain_log_axes(ax, x: bool = True, y: bool = True) -> None:
             axis.set_minor_formatter(NullFormatter())
 
 
+def _layer_axes(ax, ylabel: str) -> None:
+    """Log-log axes of a quantity against the layer k (plain tick labels on k), labelled, with a legend."""
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    _plain_log_axes(ax, y=False)
+    ax.set_xlabel("layer k")
+    ax.set_ylabel(ylabel)
+    ax.legend(fontsize=7)
+
+
 def _save(fig, path: Path) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -92,12 +102,7 @@ def plot_layers(data: dict, path, *, title: str = "") -> Path:
                     label=f"fit k^{fit['exponent']:.2f}")
         if kt:
             ax.axvline(kt, ls=":", color="k", lw=0.8, label="k~ (receptive field = xi)")
-        ax.set_xscale("log")
-        ax.set_yscale("log")
-        _plain_log_axes(ax, y=False)
-        ax.set_xlabel("layer k")
-        ax.set_ylabel(f"{q}_k")
-        ax.legend(fontsize=7)
+        _layer_axes(ax, f"{q}_k")
     fig.suptitle(title)
     return _save(fig, path)
 
@@ -136,12 +141,7 @@ def plot_shuffle(data: dict, path, *, title: str = "") -> Path:
     _errbar(ax, data["trained"], "R", fmt="o-", color="C0", label="trained")
     _errbar(ax, data["shuffled"], "R", fmt="^--", color="C1", label="trained, channels shuffled")
     _errbar(ax, data["init"], "R", fmt="s:", mfc="none", color="C7", label="init")
-    ax.set_xscale("log")
-    ax.set_yscale("log")
-    _plain_log_axes(ax, y=False)
-    ax.set_xlabel("layer k")
-    ax.set_ylabel("R_k")
-    ax.legend(fontsize=7)
+    _layer_axes(ax, "R_k")
     ax.set_title(title)
     return _save(fig, path)
 
@@ -162,12 +162,7 @@ def plot_handcrafted(data: dict, path, *, title: str = "") -> Path:
         if sim:
             kk, vv = zip(*sim)
             ax.plot(kk, vv, "x", color="C2", label="numba simulator")
-        ax.set_xscale("log")
-        ax.set_yscale("log")
-        _plain_log_axes(ax, y=False)
-        ax.set_xlabel("layer k")
-        ax.set_ylabel(f"{q}_k")
-        ax.legend(fontsize=7)
+        _layer_axes(ax, f"{q}_k")
     fig.suptitle(title)
     return _save(fig, path)
 
