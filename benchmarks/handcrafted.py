@@ -23,12 +23,12 @@ import torch
 
 def main(argv: list[str]) -> dict:
     p = argparse.ArgumentParser(prog="python -m benchmarks handcrafted")
-    p.add_argument("--n", type=int, default=32)
-    p.add_argument("--xi", type=int, default=15)
-    p.add_argument("--layers", type=int, default=20)
-    p.add_argument("--samples", type=int, default=10000)
-    p.add_argument("--batch", type=int, default=500)
-    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--n", type=int, default=32, help="pixels per side of the 2D input (default 32)")
+    p.add_argument("--xi", type=int, default=15, help="the scale xi (default 15)")
+    p.add_argument("--layers", type=int, default=20, help="depth of the network (default 20)")
+    p.add_argument("--samples", type=int, default=10000, help="Monte-Carlo samples (default 10000)")
+    p.add_argument("--batch", type=int, default=500, help="samples per forward pass (default 500)")
+    p.add_argument("--threads", type=int, default=2, help="torch and numba threads (default 2)")
     a = p.parse_args(argv)
     if a.threads < 1:
         p.error(f"--threads must be >= 1, got {a.threads}")

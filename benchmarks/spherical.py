@@ -45,15 +45,15 @@ def _baseline(model, x, y, *, lr, tol, max_steps):
 
 def main(argv: list[str]) -> dict:
     ap = argparse.ArgumentParser(prog="python -m benchmarks spherical")
-    ap.add_argument("--d", type=int, default=5)
-    ap.add_argument("--P", type=int, default=1024)
-    ap.add_argument("--h", type=int, default=4096)
-    ap.add_argument("--alpha", type=float, default=1.0)
-    ap.add_argument("--lr", type=float, default=1.0)
-    ap.add_argument("--tol", type=float, default=1e-5)
-    ap.add_argument("--max-steps", type=int, default=5000)
-    ap.add_argument("--threads", type=int, default=None)
-    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--d", type=int, default=5, help="input dimension, x on S^(d-1) (default 5)")
+    ap.add_argument("--P", type=int, default=1024, help="training points (default 1024)")
+    ap.add_argument("--h", type=int, default=4096, help="hidden neurons (default 4096)")
+    ap.add_argument("--alpha", type=float, default=1.0, help="the alpha of F = alpha (f - f0) (default 1)")
+    ap.add_argument("--lr", type=float, default=1.0, help="learning rate, times h (default 1)")
+    ap.add_argument("--tol", type=float, default=1e-5, help="stop at train error <= tol (default 1e-5)")
+    ap.add_argument("--max-steps", type=int, default=5000, help="step limit of both sides (default 5000)")
+    ap.add_argument("--threads", type=int, default=None, help="torch and numba threads (default: theirs)")
+    ap.add_argument("--seed", type=int, default=0, help="seed of the data and the weights (default 0)")
     a = ap.parse_args(argv)
 
     import numba
