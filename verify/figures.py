@@ -147,21 +147,29 @@ def plot_shuffle(data: dict, path, *, title: str = "") -> Path:
 
 
 def plot_handcrafted(data: dict, path, *, title: str = "") -> Path:
+    """D_k, G_k, R_k of the hand-constructed net over its layers: torch Monte Carlo (2 s.e. bars), the exact values,
+    the numba simulator. The output (after the readout: G ~ 10^4 in 2D) would squash the layers' scale, so its
+    measured values are written in the panel titles instead of plotted."""
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.8), constrained_layout=True)
+    out_k = {d["k"] for d in data["exact"] if d.get("name") == "output"}
     for ax, q in zip(axes, ("D", "G", "R")):
-        m = data["measured"]
+        m = [d for d in data["measured"] if d["k"] not in out_k]
         k = np.array([d["k"] for d in m], dtype=float)
         v = np.array([d[q] for d in m], dtype=float)
         se = np.array([d[q + "_se"] for d in m], dtype=float)
         ax.errorbar(k, v, yerr=2 * np.nan_to_num(se), fmt="o", color="C0", capsize=2, label="Monte Carlo (torch)")
-        ex = [(d["k"], d[q]) for d in data["exact"] if d.get(q) is not None and d[q] > 0]
+        ex = [(d["k"], d[q]) for d in data["exact"] if d.get(q) is not None and d[q] > 0 and d["k"] not in out_k]
         if ex:
             kk, vv = zip(*ex)
             ax.plot(kk, vv, "-", color="C3", label="exact")
-        sim = [(d["k"], d[q]) for d in (data.get("simulated") or []) if d.get(q) is not None and d[q] > 0]
+        sim = [(d["k"], d[q]) for d in (data.get("simulated") or [])
+               if d.get(q) is not None and d[q] > 0 and d["k"] not in out_k]
         if sim:
             kk, vv = zip(*sim)
             ax.plot(kk, vv, "x", color="C2", label="numba simulator")
+        outs = [d for d in data["measured"] if d["k"] in out_k]
+        if outs:
+            ax.set_title(f"layers 1..{int(k.max())}; output: {q} = {outs[0][q]:.3g}", fontsize=9)
         _layer_axes(ax, f"{q}_k")
     fig.suptitle(title)
     return _save(fig, path)
