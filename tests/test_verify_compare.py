@@ -31,9 +31,10 @@ def test_table_lists_every_row_and_counts_verdicts():
 
 
 def test_table_formats_none_and_long_cells():
-    row = make_row("e", "x" * 100, None, float("nan"), None, "info")
+    row = make_row("e", "x" * 100, None, float("nan"), "t" * 100, "info")
     text = format_table([row], max_width=20)
     assert "…" in text and " - " in text
+    assert "x" * 100 in text and "t" * 100 not in text  # the quantity is shown whole, other long cells are cut
 
 
 @pytest.mark.parametrize("verdicts,code", [(["pass", "info"], 0), (["pass", "fail"], 1), ([], 0), (["info"], 0)])

@@ -76,9 +76,10 @@ def _cell(v, width: int) -> str:
 
 def format_table(rows: Iterable[dict], *, notes: bool = True, max_width: int = 48) -> str:
     """Plain-text table of rows (columns experiment, quantity, predicted, measured, tolerance, verdict); notes
-    ("note" keys) are listed under the table, numbered (identical notes share a number)."""
+    ("note" keys) are listed under the table, numbered (identical notes share a number). Cells longer than
+    ``max_width`` end in "…", except the quantity, which names the claim and is shown whole."""
     rows = list(rows)
-    cells = [[_cell(r.get(c), max_width) for c in COLUMNS] for r in rows]
+    cells = [[_cell(r.get(c), 10**6 if c == "quantity" else max_width) for c in COLUMNS] for r in rows]
     widths = [max([len(c)] + [len(row[i]) for row in cells]) for i, c in enumerate(COLUMNS)]
     note_list = []
     lines = ["  ".join(c.ljust(w) for c, w in zip(COLUMNS, widths)), "  ".join("-" * w for w in widths)]
